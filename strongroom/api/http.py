@@ -1,0 +1,141 @@
+"""Parsing an HTTP request into a logical one, and shaping responses and errors the way Vault does."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from strongroom.core.logical import InvalidRequest, LogicalError, Operation
+
+MAX_BODY = 32 * 1024 * 1024
+JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class BodyTooLarge(LogicalError):
+    status = 413
+
+    def __init__(self) -> None:
+        super().__init__("request body too large")
+
+
+def headers_of(scope: dict[str, Any]) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def client_token(headers: dict[str, str]) -> str:
+    token = headers.get("x-vault-token", "")
+    if not token:
+        auth = headers.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            token = auth[7:].strip()
+    return token
+
+
+def query_of(scope: dict[str, Any]) -> dict[str, str]:
+    raw = scope.get("query_string", b"")
+    if not raw:
+        return {}
+    try:
+        return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        raise InvalidRequest("invalid query string") from None
+
+
+async def read_body(receive: Receive, headers: dict[str, str], limit: int = MAX_BODY) -> bytes:
+    declared = headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise BodyTooLarge()
+        except ValueError:
+            raise InvalidRequest("invalid content-length") from None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("failed to parse JSON input: malformed JSON") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest("failed to parse JSON input: the body must be a JSON object")
+    return value
+
+
+def validate_path(path: str) -> str:
+    """The logical path after ``/v1/``; traversal and empty segments are refused rather than cleaned."""
+    if "\x00" in path or any(ord(c) < 0x20 for c in path):
+        raise InvalidRequest("invalid request path")
+    inner = path[:-1] if path.endswith("/") else path
+    segments = inner.split("/")
+    if not inner or any(s in ("", ".", "..") for s in segments):
+        raise InvalidRequest("invalid request path")
+    return path
+
+
+def operation_for(method: str, query: dict[str, str], headers: dict[str, str]) -> Operation:
+    if method == "GET":
+        if query.get("list", "").lower() in ("true", "1"):
+            return Operation.LIST
+        return Operation.READ
+    if method in ("PUT", "POST"):
+        return Operation.UPDATE
+    if method == "DELETE":
+        return Operation.DELETE
+    if method == "LIST":
+        return Operation.LIST
+    if method == "PATCH":
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/merge-patch+json":
+            raise LogicalError("PATCH requires Content-Type application/merge-patch+json", status=415)
+        return Operation.PATCH
+    raise LogicalError("unsupported operation", status=405)
+
+
+async def send_json(send: Send, status: int, body: Any, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    payload = orjson.dumps(body)
+    headers = JSON_HEADERS + [(b"content-length", str(len(payload)).encode())] + (extra_headers or [])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def send_raw(send: Send, status: int, body: bytes, content_type: str) -> None:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"cache-control", b"no-store"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_empty(send: Send, status: int = 204) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def send_error(send: Send, status: int, messages: list[str]) -> None:
+    await send_json(send, status, {"errors": messages})

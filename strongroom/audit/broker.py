@@ -1,0 +1,224 @@
+"""The audit broker: the table of enabled devices, their HMAC keys, and fail-closed fan-out of every entry.
+
+Storage (the broker's barrier view, so everything is encrypted): ``table`` holds the device table as Vault shows it,
+``keys/<id>`` holds each device's HMAC key (32 bytes from ``secrets``). Keys never leave the broker: callers get
+HMACs (``hash``), never the key.
+
+Fail closed: with at least one device enabled, an entry that no device recorded raises :class:`AuditFailure`, and the
+pipeline refuses the request. A device that cannot be opened at unseal stays in the table and keeps failing (retrying
+on every entry), so a broken audit destination blocks requests instead of silently dropping them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from strongroom import crypto
+from strongroom.audit import entry as entries
+from strongroom.audit.device import Device, DeviceConfigError, DeviceWriteError
+from strongroom.audit.file import FileDevice
+from strongroom.audit.socket import SocketDevice
+from strongroom.core.logical import InvalidRequest
+
+if TYPE_CHECKING:
+    from strongroom.core.barrier import BarrierView
+
+log = logging.getLogger(__name__)
+
+DEVICE_TYPES: dict[str, Callable[[str, dict[str, str]], Device]] = {"file": FileDevice, "socket": SocketDevice}
+_TABLE = "table"
+_PATH_RE = re.compile(r"[\w.-]+(/[\w.-]+)*/")
+
+
+class AuditFailure(Exception):
+    """No enabled audit device recorded an entry. The message is safe to show a client."""
+
+    def __init__(self, message: str = "no audit device could record the request") -> None:
+        super().__init__(message)
+
+
+@dataclass
+class _Enabled:
+    config: dict[str, Any]
+    device: Device
+    key: bytes
+
+    def hasher(self) -> entries.Hasher:
+        return entries.hmac_hasher(self.key)
+
+
+class AuditBroker:
+    def __init__(self, view: BarrierView) -> None:
+        self.view = view
+        self._devices: dict[str, _Enabled] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._devices)
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Re-open every device of the stored table (one small document; no scan)."""
+        table = await self.view.get_json(_TABLE) or {}
+        devices: dict[str, _Enabled] = {}
+        for path, config in table.items():
+            key = await self.view.get(f"keys/{config['key_id']}")
+            if key is None:
+                log.error("audit device %s has no HMAC key in storage; it will refuse every entry", path)
+                key = b""
+            try:
+                device = DEVICE_TYPES[config["type"]](path, config["options"])
+                await device.open()
+            except (KeyError, DeviceConfigError):
+                log.error("audit device %s has an unusable stored configuration; it will refuse every entry", path)
+                device, key = Device(path, {}), b""
+            except DeviceWriteError as e:
+                log.error("audit device %s could not be opened (%s); requests fail until it can", path, e.strerror)
+            devices[path] = _Enabled(config, device, key)
+        self._devices = devices
+
+    async def stop(self) -> None:
+        devices, self._devices = self._devices, {}
+        for enabled in devices.values():
+            try:
+                await enabled.device.close()
+            except Exception:  # noqa: BLE001 - closing must never stop a seal
+                log.exception("closing audit device %s failed", enabled.device.path)
+
+    # --- table --------------------------------------------------------------------------------------------------
+
+    async def enable(
+        self, path: str, type: str, description: str = "", options: dict[str, Any] | None = None, local: bool = False
+    ) -> None:
+        path = _normalize(path)
+        factory = DEVICE_TYPES.get(type)
+        if factory is None:
+            raise InvalidRequest(f"unknown audit backend {type!r}")
+        opts = {str(k): _option_text(v) for k, v in (options or {}).items()}
+        async with self._lock:
+            for existing in self._devices:
+                if existing.startswith(path) or path.startswith(existing):
+                    raise InvalidRequest(f"path already in use: {existing}")
+            try:
+                device = factory(path, opts)
+            except DeviceConfigError as e:
+                raise InvalidRequest(str(e)) from None
+            try:
+                await device.open()
+            except DeviceWriteError as e:
+                raise InvalidRequest(f"audit device could not be enabled: {e.strerror}") from None
+            key_id = crypto.random_hex(16)
+            key = secrets.token_bytes(32)
+            config = {
+                "type": type,
+                "description": description,
+                "options": opts,
+                "local": bool(local),
+                "path": path,
+                "key_id": key_id,
+            }
+            table = {p: e.config for p, e in self._devices.items()}
+            table[path] = config
+            try:
+                await self.view.transaction({_TABLE: table, f"keys/{key_id}": key})
+            except BaseException:
+                await device.close()
+                raise
+            self._devices[path] = _Enabled(config, device, key)
+
+    async def disable(self, path: str) -> bool:
+        path = _normalize(path)
+        async with self._lock:
+            enabled = self._devices.get(path)
+            if enabled is None:
+                return False
+            table = {p: e.config for p, e in self._devices.items() if p != path}
+            await self.view.transaction({_TABLE: table, f"keys/{enabled.config['key_id']}": None})
+            del self._devices[path]
+        await enabled.device.close()
+        return True
+
+    def list(self) -> dict[str, dict[str, Any]]:
+        return {
+            path: {
+                "type": e.config["type"],
+                "description": e.config["description"],
+                "options": dict(e.config["options"]),
+                "local": e.config["local"],
+                "path": path,
+            }
+            for path, e in self._devices.items()
+        }
+
+    def head(self, path: str) -> dict[str, Any]:
+        """Sequence number and hash of the last line a device wrote (an anchor for ``audit verify --head``)."""
+        return self._get(path).device.head()
+
+    def hash(self, path: str, input: str) -> str:
+        return self._get(path).hasher()(input)
+
+    def _get(self, path: str) -> _Enabled:
+        enabled = self._devices.get(_normalize(path))
+        if enabled is None:
+            raise InvalidRequest(f"unknown audit device: {path.rstrip('/')}")
+        return enabled
+
+    # --- logging ------------------------------------------------------------------------------------------------
+
+    async def log_request(self, ctx: entries.AuditContext) -> None:
+        if not self._devices:
+            return
+        now = entries.rfc3339_nano()
+        await self._fan_out(lambda e: entries.request_entry(ctx, e.hasher(), e.device.hmac_accessor, now))
+
+    async def log_response(self, ctx: entries.AuditContext, response: dict[str, Any] | None, error: str | None) -> None:
+        if not self._devices:
+            return
+        now = entries.rfc3339_nano()
+        await self._fan_out(
+            lambda e: entries.response_entry(ctx, response, error, e.hasher(), e.device.hmac_accessor, now)
+        )
+
+    async def log_event(self, source: str, event: dict[str, Any], request_id: str = "") -> None:
+        if not self._devices:
+            return
+        doc = entries.event_entry(source, event, request_id)
+        await self._fan_out(lambda _e: doc)
+
+    async def _fan_out(self, build: Callable[[_Enabled], dict[str, Any]]) -> None:
+        recorded = 0
+        for enabled in list(self._devices.values()):
+            if not enabled.key:
+                continue
+            try:
+                await enabled.device.write(build(enabled))
+                recorded += 1
+            except DeviceWriteError as e:
+                log.error("audit device %s failed to record an entry: %s", enabled.device.path, e.strerror)
+            except Exception:  # noqa: BLE001 - any device failure must surface as AuditFailure, never skip audit
+                log.exception("audit device %s failed to record an entry", enabled.device.path)
+        if not recorded:
+            raise AuditFailure()
+
+
+def _normalize(path: str) -> str:
+    path = path.strip().strip("/") + "/"
+    if not _PATH_RE.fullmatch(path):
+        raise InvalidRequest("invalid audit device path")
+    return path
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list) or value is None:
+        raise InvalidRequest("audit device options must be strings")
+    return str(value)

@@ -1,0 +1,122 @@
+"""What every audit device shares: option parsing and the hash chain.
+
+Each line a device writes is one JSON object carrying ``seq`` (1, 2, 3, …) and ``prev_hash`` (SHA-256 hex of the
+previous line's bytes, without its newline; 64 zeros for the first). Removing, editing, inserting or reordering a line
+breaks the chain at that point, which ``strongroom audit verify`` reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+GENESIS = "0" * 64
+
+# Options every device understands. ``log_raw`` and ``prefix`` are refused on purpose: one would write secrets in
+# clear, the other lets a sudo caller plant arbitrary bytes in a file (CVE-2025-6000).
+_COMMON = frozenset({"hmac_accessor", "format"})
+_REFUSED = {
+    "log_raw": "log_raw is not supported: secrets never reach an audit device in clear",
+    "prefix": "prefix is not supported: audit lines are plain JSON",
+}
+
+
+class DeviceConfigError(ValueError):
+    """Invalid device options (a 400 for the client)."""
+
+
+class DeviceWriteError(OSError):
+    """The device could not record an entry."""
+
+
+def parse_bool(name: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("true", "1", "t", "yes"):
+        return True
+    if v in ("false", "0", "f", "no"):
+        return False
+    raise DeviceConfigError(f"invalid value for option {name!r}: expected a boolean")
+
+
+def seq_of(line: bytes) -> int | None:
+    """The ``seq`` of a chain line, or None if the line is not a chain entry."""
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    seq = doc.get("seq") if isinstance(doc, dict) else None
+    if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0:
+        return seq
+    return None
+
+
+class Chain:
+    """The running position of one device's hash chain."""
+
+    __slots__ = ("seq", "prev_hash")
+
+    def __init__(self, seq: int = 0, prev_hash: str = GENESIS) -> None:
+        self.seq = seq
+        self.prev_hash = prev_hash
+
+    def line(self, entry: dict[str, Any]) -> bytes:
+        """The next line (without newline) for ``entry``; call :meth:`advance` once it is written."""
+        return orjson.dumps({**entry, "seq": self.seq + 1, "prev_hash": self.prev_hash})
+
+    def advance(self, line: bytes) -> None:
+        self.seq += 1
+        self.prev_hash = hashlib.sha256(line).hexdigest()
+
+    def resume(self, last_lines: list[bytes]) -> None:
+        """Continue after the last lines of an existing log (newlines stripped).
+
+        The hash always anchors on the physically last line, even one that is no chain entry (half a line after a
+        crash), so ``audit verify`` reports that line rather than a silent restart of the chain.
+        """
+        if not last_lines:
+            return
+        self.prev_hash = hashlib.sha256(last_lines[-1]).hexdigest()
+        for candidate in reversed(last_lines):
+            seq = seq_of(candidate)
+            if seq is not None:
+                self.seq = seq
+                return
+
+
+class Device:
+    """Base class: ``open`` (raise on failure), ``write`` one entry (raise if not recorded), ``close``.
+
+    The base class itself is the stand-in for a device whose stored configuration can no longer be used: it refuses
+    every entry, so the broker fails closed instead of dropping the device.
+    """
+
+    type = ""
+    options_allowed: frozenset[str] = frozenset()
+
+    def __init__(self, path: str, options: dict[str, str]) -> None:
+        self.path = path
+        for name, why in _REFUSED.items():
+            if name in options:
+                raise DeviceConfigError(why)
+        unknown = sorted(set(options) - _COMMON - self.options_allowed)
+        if unknown:
+            raise DeviceConfigError(f"unsupported option(s) for audit device type {self.type!r}: {', '.join(unknown)}")
+        if options.get("format", "json") != "json":
+            raise DeviceConfigError("only format=json is supported")
+        self.hmac_accessor = parse_bool("hmac_accessor", options.get("hmac_accessor", "true"))
+        self.chain = Chain()
+
+    async def open(self) -> None:
+        raise DeviceWriteError(0, "audit device is not usable")
+
+    async def write(self, entry: dict[str, Any]) -> None:
+        raise DeviceWriteError(0, "audit device is not usable")
+
+    async def close(self) -> None:
+        return None
+
+    def head(self) -> dict[str, Any]:
+        """Where this device's chain stands: lets a verifier notice lines cut off the end of a log."""
+        return {"seq": self.chain.seq, "hash": self.chain.prev_hash}

@@ -1,0 +1,40 @@
+"""A development attestor: documents in Nitro's format, signed by a CA that exists only in this process.
+
+It proves nothing about the build to anyone else, so it refuses to exist unless explicitly marked insecure, and a
+production configuration never trusts its root (see ``config.py`` and ``seed.py``).
+"""
+
+from __future__ import annotations
+
+from cryptography import x509
+
+from strongroom.broker.attestation.testca import AttestationCA
+
+
+class InsecureAttestorRefused(RuntimeError):
+    pass
+
+
+class LocalAttestor:
+    kind = "local"
+
+    def __init__(self, measurement_hex: str, *, insecure: bool = False) -> None:
+        if insecure is not True:
+            raise InsecureAttestorRefused(
+                "the local attestor proves nothing about the running build; set insecure = true to use it in development"
+            )
+        measurement = bytes.fromhex(measurement_hex)
+        if len(measurement) != 48:
+            raise ValueError("a measurement is a SHA-384 digest (96 hex characters)")
+        self._measurement = measurement
+        self._ca = AttestationCA.generate("strongroom-local-insecure-attestor")
+
+    @property
+    def roots(self) -> list[x509.Certificate]:
+        return [self._ca.root]
+
+    def attest(self, *, nonce: bytes, public_key: bytes | None = None, user_data: bytes | None = None) -> bytes:
+        pcrs = {i: bytes(48) for i in range(16)}
+        pcrs[0] = self._measurement
+        return self._ca.document(pcrs, nonce=nonce, public_key=public_key, user_data=user_data,
+                                 module_id="local-insecure-attestor")

@@ -1,0 +1,86 @@
+"""A background queue that delivers items with retries and backoff, so slow or broken receivers never block a caller."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class RetryQueue:
+    def __init__(
+        self,
+        name: str,
+        send: Callable[[Any], Awaitable[None]],
+        *,
+        attempts: int = 6,
+        base_delay: float = 0.5,
+        max_delay: float = 30.0,
+        on_give_up: Callable[[Any, str], None] | None = None,
+        maxsize: int = 10_000,
+    ) -> None:
+        self.name = name
+        self._send = send
+        self._attempts = attempts
+        self._base = base_delay
+        self._max = max_delay
+        self._on_give_up = on_give_up
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self._task: asyncio.Task[None] | None = None
+        self.delivered = 0
+        self.failed = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"retry-{self.name}")
+
+    def submit(self, item: Any) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.failed += 1
+            if self._on_give_up:
+                self._on_give_up(item, "queue full")
+
+    async def _deliver(self, item: Any) -> None:
+        problem = ""
+        for attempt in range(self._attempts):
+            try:
+                await self._send(item)
+                self.delivered += 1
+                return
+            except Exception as exc:  # any failure of the receiver is retried; none may escape into the broker
+                problem = type(exc).__name__
+                log.warning("%s delivery failed (attempt %d): %s", self.name, attempt + 1, problem)
+            delay = min(self._max, self._base * 2**attempt) * (0.5 + random.random() / 2)
+            await asyncio.sleep(delay)
+        self.failed += 1
+        if self._on_give_up:
+            self._on_give_up(item, problem)
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                await self._deliver(item)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except TimeoutError:
+            pass
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

@@ -1,0 +1,263 @@
+"""The barrier: every value that goes to storage is AES-256-GCM ciphertext bound to its storage path.
+
+Layout of a stored value: ``0x01 | term (4 bytes, big endian) | nonce (12) | ciphertext+tag``. The associated data
+is the storage path, so a ciphertext copied to another path fails to open. The keyring (one key per term, the newest
+active) is itself stored encrypted by the root key at ``core/keyring``. The root key exists only in memory while unsealed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from strongroom import crypto
+from strongroom.core.logical import Sealed
+from strongroom.storage.base import Storage, TxnOp
+
+KEYRING_PATH = "core/keyring"
+_VERSION = 1
+_HEADER = struct.Struct(">BI")
+_CACHE_SIZE = 8192
+
+
+class BarrierError(Exception):
+    pass
+
+
+@dataclass
+class _Term:
+    term: int
+    cipher: crypto.Cipher
+    key: bytes
+    install_time: float
+
+
+class Barrier:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._terms: dict[int, _Term] = {}
+        self._active: _Term | None = None
+        self._root_key: bytes | None = None
+        # Decrypted values of recently used entries. Lives only while unsealed; cleared on seal.
+        self._cache: OrderedDict[str, bytes | None] = OrderedDict()
+
+    @property
+    def sealed(self) -> bool:
+        return self._active is None
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def initialize(self, root_key: bytes) -> None:
+        """Create the first keyring, encrypted by ``root_key``."""
+        if await self.storage.get(KEYRING_PATH) is not None:
+            raise BarrierError("barrier already initialized")
+        term = _Term(1, crypto.Cipher(key := crypto.new_key()), key, time.time())
+        self._install(root_key, {1: term}, term)
+        await self._persist_keyring()
+
+    async def unseal(self, root_key: bytes) -> None:
+        blob = await self.storage.get(KEYRING_PATH)
+        if blob is None:
+            raise BarrierError("barrier not initialized")
+        try:
+            raw = crypto.open_sealed(root_key, blob, KEYRING_PATH.encode())
+        except crypto.DecryptionError:
+            raise BarrierError("failed to decrypt keyring") from None
+        doc = orjson.loads(raw)
+        terms = {
+            int(t["term"]): _Term(int(t["term"]), crypto.Cipher(k := bytes.fromhex(t["key"])), k, t["install_time"])
+            for t in doc["keys"]
+        }
+        self._install(root_key, terms, terms[int(doc["active_term"])])
+
+    def seal(self) -> None:
+        self._terms = {}
+        self._active = None
+        self._root_key = None
+        self._cache.clear()
+
+    def _install(self, root_key: bytes, terms: dict[int, _Term], active: _Term) -> None:
+        self._root_key = root_key
+        self._terms = terms
+        self._active = active
+
+    async def _persist_keyring(self) -> None:
+        assert self._root_key is not None and self._active is not None
+        doc = {
+            "active_term": self._active.term,
+            "keys": [{"term": t.term, "key": t.key.hex(), "install_time": t.install_time} for t in self._terms.values()],
+        }
+        await self.storage.put(KEYRING_PATH, crypto.seal(self._root_key, orjson.dumps(doc), KEYRING_PATH.encode()))
+
+    async def rotate(self) -> int:
+        """Add a new term; new writes use it, old values stay readable."""
+        active = self._require()
+        term = _Term(active.term + 1, crypto.Cipher(key := crypto.new_key()), key, time.time())
+        self._terms[term.term] = term
+        self._active = term
+        await self._persist_keyring()
+        return term.term
+
+    async def rewrap_keyring(self, new_root_key: bytes) -> None:
+        """Re-encrypt the keyring under a new root key (used by rekey)."""
+        self._require()
+        self._root_key = new_root_key
+        await self._persist_keyring()
+
+    def key_status(self) -> dict[str, Any]:
+        active = self._require()
+        return {
+            "term": active.term,
+            "install_time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(active.install_time)) + "Z",
+            "encryptions": 0,
+        }
+
+    def _require(self) -> _Term:
+        if self._active is None:
+            raise Sealed()
+        return self._active
+
+    # --- values -------------------------------------------------------------------------------------------------
+
+    def encrypt(self, path: str, plaintext: bytes) -> bytes:
+        active = self._require()
+        return _HEADER.pack(_VERSION, active.term) + active.cipher.seal(plaintext, path.encode())
+
+    def decrypt(self, path: str, blob: bytes) -> bytes:
+        self._require()
+        if len(blob) < _HEADER.size:
+            raise BarrierError(f"corrupt entry at {path}")
+        version, term = _HEADER.unpack_from(blob)
+        if version != _VERSION or term not in self._terms:
+            raise BarrierError(f"unknown key term for {path}")
+        try:
+            return self._terms[term].cipher.open(blob[_HEADER.size :], path.encode())
+        except crypto.DecryptionError:
+            raise BarrierError(f"entry at {path} failed authentication") from None
+
+    async def get(self, path: str) -> bytes | None:
+        self._require()
+        cache = self._cache
+        if path in cache:
+            cache.move_to_end(path)
+            return cache[path]
+        blob = await self.storage.get(path)
+        value = None if blob is None else self.decrypt(path, blob)
+        self._remember(path, value)
+        return value
+
+    async def put(self, path: str, value: bytes) -> None:
+        await self.storage.put(path, self.encrypt(path, value))
+        self._remember(path, value)
+
+    async def delete(self, path: str) -> None:
+        self._require()
+        await self.storage.delete(path)
+        self._remember(path, None)
+
+    async def list(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
+        self._require()
+        return await self.storage.list(prefix, after, limit)
+
+    async def transaction(self, puts: dict[str, bytes | None]) -> None:
+        """Apply puts (``None`` deletes) atomically."""
+        ops = [
+            TxnOp("delete", path) if value is None else TxnOp("put", path, self.encrypt(path, value))
+            for path, value in puts.items()
+        ]
+        try:
+            await self.storage.transaction(ops)
+        except BaseException:
+            for path in puts:
+                self._cache.pop(path, None)
+            raise
+        for path, value in puts.items():
+            self._remember(path, value)
+
+    def _remember(self, path: str, value: bytes | None) -> None:
+        if self._active is None:
+            return
+        cache = self._cache
+        cache[path] = value
+        cache.move_to_end(path)
+        if len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
+
+    def view(self, prefix: str) -> BarrierView:
+        return BarrierView(self, prefix)
+
+
+class BarrierView:
+    """A backend's slice of storage: every key it uses is under its own prefix and cannot escape it."""
+
+    __slots__ = ("_barrier", "prefix", "_locks")
+
+    def __init__(self, barrier: Barrier, prefix: str) -> None:
+        self._barrier = barrier
+        self.prefix = prefix
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _key(self, key: str) -> str:
+        if ".." in key.split("/") or key.startswith("/"):
+            raise ValueError("invalid storage key")
+        return self.prefix + key
+
+    async def get(self, key: str) -> bytes | None:
+        return await self._barrier.get(self._key(key))
+
+    async def put(self, key: str, value: bytes) -> None:
+        await self._barrier.put(self._key(key), value)
+
+    async def delete(self, key: str) -> None:
+        await self._barrier.delete(self._key(key))
+
+    async def list(self, prefix: str = "", after: str = "", limit: int = 0) -> list[str]:
+        return await self._barrier.list(self._key(prefix) if prefix else self.prefix, after, limit)
+
+    async def list_all(self, prefix: str = "", page: int = 1000) -> list[str]:
+        """Every child of ``prefix``, fetched a page at a time."""
+        out: list[str] = []
+        after = ""
+        while True:
+            chunk = await self.list(prefix, after, page)
+            out.extend(chunk)
+            if len(chunk) < page:
+                return out
+            after = chunk[-1]
+
+    async def get_json(self, key: str) -> Any:
+        raw = await self.get(key)
+        return None if raw is None else orjson.loads(raw)
+
+    async def put_json(self, key: str, value: Any) -> None:
+        await self.put(key, orjson.dumps(value))
+
+    async def transaction(self, puts: dict[str, Any]) -> None:
+        """Atomic multi-key write; values are JSON-encoded, ``None`` deletes."""
+        await self._barrier.transaction(
+            {self._key(k): (None if v is None else v if isinstance(v, bytes) else orjson.dumps(v)) for k, v in puts.items()}
+        )
+
+    def lock(self, key: str) -> asyncio.Lock:
+        """A per-key lock for read-modify-write sequences on the active node."""
+        lk = self._locks.get(key)
+        if lk is None:
+            lk = self._locks[key] = asyncio.Lock()
+        return lk
+
+    def sub(self, prefix: str) -> BarrierView:
+        return BarrierView(self._barrier, self._key(prefix))
+
+    async def delete_prefix(self, prefix: str = "") -> None:
+        """Remove everything under ``prefix`` (used when a mount is disabled)."""
+        for child in await self.list_all(prefix):
+            if child.endswith("/"):
+                await self.delete_prefix(prefix + child)
+            else:
+                await self.delete(prefix + child)

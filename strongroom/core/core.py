@@ -1,0 +1,416 @@
+"""The core: seal state, the stores that exist while unsealed, and the mount table.
+
+Unsealed, the core holds the barrier's keyring in memory and one store per concern, each with its own encrypted
+storage view. Sealing drops all of it. Requests go through :mod:`strongroom.core.pipeline`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+
+from strongroom import crypto
+from strongroom.core.barrier import Barrier
+from strongroom.core.logical import InvalidRequest, Operation, Request, Response, Sealed, Secret
+from strongroom.core.mounts import (
+    SINGLETON_AUTH,
+    SINGLETON_ENGINES,
+    MountEntry,
+    Router,
+    backend_class,
+    new_mount,
+)
+from strongroom.core.seal import KeyCollector, ShamirSeal, validate_shares
+from strongroom.core.tokens import TOKEN_LENGTH, TokenStore
+from strongroom.framework.backend import Backend, BackendContext
+from strongroom.storage.base import Storage
+
+log = logging.getLogger("strongroom.core")
+
+MOUNTS_PATH = "core/mounts"
+AUTH_PATH = "core/auth"
+VERSION = "1.0.0+strongroom"
+
+
+class Core:
+    def __init__(self, storage: Storage, *, storage_type: str = "sqlite", dev: bool = False) -> None:
+        self.storage = storage
+        self.storage_type = storage_type
+        self.dev = dev
+        self.barrier = Barrier(storage)
+        self.seal_impl = ShamirSeal(storage)
+        self.router = Router()
+        self.active = True  # False on an HA standby: it must never serve as active
+        self.started = time.time()
+        self.unseal_progress: KeyCollector | None = None
+        self.generate_root: dict[str, Any] | None = None
+        self.rekey: dict[str, Any] | None = None
+        self._lock = asyncio.Lock()
+        self.cluster_id = ""
+        self.cluster_name = ""
+        # the stores below exist only while unsealed
+        self.tokens: TokenStore = None  # type: ignore[assignment]
+        self.policies: Any = None
+        self.identity: Any = None
+        self.expiration: Any = None
+        self.audit: Any = None
+        self.transport: Any = None
+        self.services: dict[str, Any] = {}
+        from strongroom.core.pipeline import Pipeline
+
+        self.pipeline = Pipeline(self)
+
+    @property
+    def sealed(self) -> bool:
+        return self.barrier.sealed
+
+    async def initialized(self) -> bool:
+        return await self.seal_impl.config() is not None
+
+    # --- init / unseal / seal -----------------------------------------------------------------------------------
+
+    async def initialize(self, shares: int, threshold: int, root_token_id: str = "") -> dict[str, Any]:
+        shares, threshold = validate_shares(shares, threshold)
+        async with self._lock:
+            if await self.initialized():
+                raise InvalidRequest("Vault is already initialized")
+            root_key = crypto.new_key()
+            keys = await self.seal_impl.initialize(shares, threshold, root_key)
+            await self.barrier.initialize(root_key)
+            await self._post_unseal(root_key)
+            token, _ = await self.tokens.create(
+                policies=["root"], parent=None, display_name="root", path="auth/token/root", token_id=root_token_id
+            )
+            await self._pre_seal()
+        return {
+            "keys": [k.hex() for k in keys],
+            "keys_base64": [base64.b64encode(k).decode() for k in keys],
+            "root_token": token,
+        }
+
+    async def submit_unseal_key(self, key: bytes, reset: bool = False) -> None:
+        async with self._lock:
+            cfg = await self.seal_impl.config()
+            if cfg is None:
+                raise InvalidRequest("Vault is not initialized")
+            if reset:
+                self.unseal_progress = None
+                return
+            if not self.sealed:
+                return
+            if self.unseal_progress is None:
+                self.unseal_progress = KeyCollector(cfg.secret_threshold, nonce=crypto.new_uuid())
+            if not self.unseal_progress.add(key):
+                return
+            parts = list(self.unseal_progress.parts)
+            self.unseal_progress = None
+            root_key = await self.seal_impl.recover_root_key(parts)
+            await self._post_unseal(root_key)
+
+    async def unseal_with_root_key(self, root_key: bytes) -> None:
+        async with self._lock:
+            await self._post_unseal(root_key)
+
+    async def seal(self) -> None:
+        async with self._lock:
+            if not self.sealed:
+                await self._pre_seal()
+
+    async def _post_unseal(self, root_key: bytes) -> None:
+        from strongroom.audit import AuditBroker
+        from strongroom.core.expiration import ExpirationManager
+        from strongroom.core.identity import IdentityStore
+        from strongroom.core.policy_store import PolicyStore
+        from strongroom.core.transport import TransportKeys
+
+        await self.barrier.unseal(root_key)
+        cfg = await self.seal_impl.config()
+        if cfg is not None:
+            self.cluster_id, self.cluster_name = cfg.cluster_id, cfg.cluster_name
+        view = self.barrier.view
+        self.tokens = TokenStore(view("sys/token/"))
+        self.policies = PolicyStore(view("sys/policy/"))
+        self.identity = IdentityStore(view("sys/identity/"))
+        self.policies.identity_resolver = self.identity.template_context
+        self.expiration = ExpirationManager(
+            view("sys/expire/"), revoke_fn=self._revoke_lease, renew_fn=self._renew_lease,
+            token_expired_fn=self._token_expired,
+        )
+        self.audit = AuditBroker(view("sys/audit/"))
+        self.transport = TransportKeys(view("sys/transport/"))
+        self.tokens.on_revoke = self._token_revoked
+        self.tokens.on_expiry_changed = self.expiration.register_token
+        self.services = {"core": self, "identity": self.identity, "transport": self.transport}
+        for store in (self.tokens, self.policies, self.identity, self.audit, self.transport):
+            await store.load()
+        await self._load_mounts()
+        await self.expiration.load()
+
+    async def _pre_seal(self) -> None:
+        if self.expiration is not None:
+            await self.expiration.stop()
+        for route_path in [e.route_path for e in self.router.entries(False) + self.router.entries(True)]:
+            route = self.router.remove(route_path)
+            if route is not None:
+                try:
+                    await route.backend.cleanup()
+                except Exception:  # a backend failing to clean up must not keep the core unsealed
+                    log.exception("cleanup of %s failed", route_path)
+        for store in (self.audit, self.transport, self.identity, self.policies, self.tokens):
+            if store is not None:
+                await store.stop()
+        self.tokens = self.policies = self.identity = self.expiration = self.audit = self.transport = None  # type: ignore[assignment]
+        self.services = {}
+        self.barrier.seal()
+        self.generate_root = None
+        self.rekey = None
+
+    # --- mounts -------------------------------------------------------------------------------------------------
+
+    async def _load_mounts(self) -> None:
+        for table_path, is_auth, singletons in ((MOUNTS_PATH, False, SINGLETON_ENGINES), (AUTH_PATH, True, SINGLETON_AUTH)):
+            raw = await self.barrier.get(table_path)
+            entries = [MountEntry(**e) for e in (__import__("orjson").loads(raw) if raw else [])]
+            present = {e.path for e in entries}
+            changed = False
+            for path, mtype in singletons.items():
+                if path not in present:
+                    entries.append(new_mount(path, mtype, is_auth=is_auth, description=_DEFAULT_DESCRIPTIONS[mtype]))
+                    changed = True
+            for entry in entries:
+                await self._start_backend(entry)
+            if changed:
+                await self._persist_table(is_auth)
+
+    async def _start_backend(self, entry: MountEntry) -> Backend:
+        cls = backend_class(entry.type, entry.is_auth)
+        ctx = BackendContext(
+            storage=self.barrier.view(entry.storage_prefix),
+            mount_path=entry.route_path,
+            mount_type=entry.type,
+            mount_accessor=entry.accessor,
+            options=dict(entry.options),
+            services=self.services,
+        )
+        backend = cls(ctx)
+        await backend.initialize()
+        self.router.add(entry, backend)
+        return backend
+
+    async def _persist_table(self, is_auth: bool) -> None:
+        import orjson
+
+        entries = self.router.entries(is_auth)
+        await self.barrier.put(AUTH_PATH if is_auth else MOUNTS_PATH, orjson.dumps([asdict(e) for e in entries]))
+
+    async def mount(self, entry: MountEntry) -> None:
+        if self.router.conflicts(entry.route_path):
+            kind = "auth" if entry.is_auth else "mount"
+            raise InvalidRequest(f"path is already in use at {entry.route_path}" if kind else "")
+        backend_class(entry.type, entry.is_auth)  # unknown type: 400 before anything is stored
+        await self._start_backend(entry)
+        await self._persist_table(entry.is_auth)
+
+    async def unmount(self, route_path: str) -> bool:
+        route = self.router.get(route_path)
+        if route is None:
+            return False
+        entry = route.entry
+        singles = SINGLETON_AUTH if entry.is_auth else SINGLETON_ENGINES
+        if entry.path in singles:
+            raise InvalidRequest(f"cannot unmount {entry.route_path!r}")
+        await self.expiration.revoke_prefix(entry.route_path, sync=True)
+        self.router.remove(route_path)
+        await route.backend.cleanup()
+        await self._persist_table(entry.is_auth)
+        await self.barrier.view(entry.storage_prefix).delete_prefix()
+        return True
+
+    async def update_mount(self, entry: MountEntry) -> None:
+        await self._persist_table(entry.is_auth)
+
+    # --- leases: how the expiration manager reaches a lease's backend -------------------------------------------
+
+    def _lease_backend(self, lease: Any) -> tuple[Backend, MountEntry]:
+        route = self.router.get(lease.mount_path)
+        if route is None:
+            raise LookupError(f"no mount at {lease.mount_path} for lease")
+        return route.backend, route.entry
+
+    def _lease_request(self, op: Operation, lease: Any, backend: Backend, entry: MountEntry) -> Request:
+        secret = Secret(
+            lease_type=lease.secret["lease_type"], ttl=int(lease.secret.get("ttl", 0)),
+            max_ttl=int(lease.secret.get("max_ttl", 0)), renewable=bool(lease.secret.get("renewable", True)),
+            internal_data=dict(lease.secret.get("internal_data", {})), lease_id=lease.lease_id,
+        )
+        return Request(
+            operation=op, path=lease.path[len(entry.route_path):], storage=backend.ctx.storage,
+            mount_point=entry.route_path, mount_accessor=entry.accessor, mount_type=entry.type, secret=secret,
+            full_path=lease.path,
+        )
+
+    async def _revoke_lease(self, lease: Any) -> None:
+        try:
+            backend, entry = self._lease_backend(lease)
+        except LookupError:
+            return  # the mount is gone; nothing can hold the credential any more
+        stype = backend.secret_types.get(lease.secret["lease_type"])
+        if stype is None:
+            return
+        await stype.revoke(self._lease_request(Operation.REVOKE, lease, backend, entry))
+
+    async def _renew_lease(self, lease: Any, increment: int) -> Response | None:
+        backend, entry = self._lease_backend(lease)
+        stype = backend.secret_types.get(lease.secret["lease_type"])
+        if stype is None or stype.renew is None:
+            raise InvalidRequest("lease is not renewable")
+        req = self._lease_request(Operation.RENEW, lease, backend, entry)
+        req.data = {"increment": increment}
+        return await stype.renew(req)
+
+    async def _token_revoked(self, token_hash: str) -> None:
+        await self.expiration.revoke_by_token(token_hash)
+        route = self.router.get("cubbyhole/")
+        if route is not None:
+            await route.backend.revoke_for_token(token_hash)  # type: ignore[attr-defined]
+
+    async def _token_expired(self, token_hash: str) -> None:
+        if self.tokens is not None:
+            await self.tokens.revoke_tree(token_hash)
+
+    # --- generate-root ------------------------------------------------------------------------------------------
+
+    def generate_root_status(self) -> dict[str, Any]:
+        st = self.generate_root
+        threshold = self.unseal_threshold_cache
+        return {
+            "started": st is not None,
+            "nonce": st["nonce"] if st else "",
+            "progress": st["collector"].progress if st else 0,
+            "required": threshold,
+            "complete": bool(st and st.get("encoded")),
+            "encoded_token": (st or {}).get("encoded", ""),
+            "encoded_root_token": (st or {}).get("encoded", ""),
+            "pgp_fingerprint": "",
+            "otp_length": TOKEN_LENGTH + 4,
+        }
+
+    unseal_threshold_cache = 0
+
+    async def refresh_threshold(self) -> None:
+        cfg = await self.seal_impl.config()
+        self.unseal_threshold_cache = cfg.secret_threshold if cfg else 0
+
+    async def generate_root_start(self, otp: str) -> dict[str, Any]:
+        if self.sealed:
+            raise Sealed()
+        if self.generate_root is not None:
+            raise InvalidRequest("root generation already in progress")
+        generated = ""
+        if not otp:
+            otp = generated = crypto.random_base62(TOKEN_LENGTH + 4)
+        if len(otp) != TOKEN_LENGTH + 4:
+            raise InvalidRequest(f"OTP string is wrong length: must be {TOKEN_LENGTH + 4} characters")
+        await self.refresh_threshold()
+        self.generate_root = {
+            "nonce": crypto.new_uuid(), "otp": otp, "collector": KeyCollector(self.unseal_threshold_cache),
+        }
+        status = self.generate_root_status()
+        if generated:
+            status["otp"] = generated
+        return status
+
+    async def generate_root_update(self, key: bytes, nonce: str) -> dict[str, Any]:
+        st = self.generate_root
+        if st is None:
+            raise InvalidRequest("no root generation in progress")
+        if not crypto.constant_time_eq(nonce or "", st["nonce"]):
+            raise InvalidRequest("incorrect nonce supplied")
+        if st.get("encoded"):
+            return self.generate_root_status()
+        if st["collector"].add(key):
+            parts = list(st["collector"].parts)
+            try:
+                await self.seal_impl.recover_root_key(parts)
+            except InvalidRequest:
+                st["collector"].reset()
+                raise
+            token, _ = await self.tokens.create(
+                policies=["root"], parent=None, display_name="root", path="auth/token/root"
+            )
+            encoded = crypto.xor_bytes(st["otp"].encode(), token.encode())
+            st["encoded"] = base64.b64encode(encoded).decode().rstrip("=")
+            status = self.generate_root_status()
+            self.generate_root = None
+            return status
+        return self.generate_root_status()
+
+    def generate_root_cancel(self) -> None:
+        self.generate_root = None
+
+    # --- rekey --------------------------------------------------------------------------------------------------
+
+    async def rekey_status(self) -> dict[str, Any]:
+        st = self.rekey
+        await self.refresh_threshold()
+        return {
+            "started": st is not None,
+            "nonce": st["nonce"] if st else "",
+            "t": st["threshold"] if st else 0,
+            "n": st["shares"] if st else 0,
+            "progress": st["collector"].progress if st else 0,
+            "required": self.unseal_threshold_cache,
+            "pgp_fingerprints": None,
+            "backup": False,
+            "verification_required": False,
+        }
+
+    async def rekey_start(self, shares: Any, threshold: Any) -> dict[str, Any]:
+        if self.sealed:
+            raise Sealed()
+        shares, threshold = validate_shares(shares, threshold)
+        if self.rekey is not None:
+            raise InvalidRequest("rekey already in progress")
+        await self.refresh_threshold()
+        self.rekey = {
+            "nonce": crypto.new_uuid(), "shares": shares, "threshold": threshold,
+            "collector": KeyCollector(self.unseal_threshold_cache),
+        }
+        return await self.rekey_status()
+
+    async def rekey_update(self, key: bytes, nonce: str) -> dict[str, Any]:
+        st = self.rekey
+        if st is None:
+            raise InvalidRequest("no rekey in progress")
+        if not crypto.constant_time_eq(nonce or "", st["nonce"]):
+            raise InvalidRequest("incorrect nonce supplied")
+        if not st["collector"].add(key):
+            return await self.rekey_status()
+        parts = list(st["collector"].parts)
+        try:
+            root_key = await self.seal_impl.recover_root_key(parts)
+        except InvalidRequest:
+            st["collector"].reset()
+            raise
+        keys = await self.seal_impl.rekey(root_key, st["shares"], st["threshold"])
+        self.rekey = None
+        return {
+            "complete": True, "nonce": st["nonce"], "keys": [k.hex() for k in keys],
+            "keys_base64": [base64.b64encode(k).decode() for k in keys], "pgp_fingerprints": None, "backup": False,
+            "verification_required": False, "verification_nonce": "",
+        }
+
+    def rekey_cancel(self) -> None:
+        self.rekey = None
+
+
+_DEFAULT_DESCRIPTIONS = {
+    "system": "system endpoints used for control, policy and debugging",
+    "cubbyhole": "per-token private secret storage",
+    "identity": "identity store",
+    "token": "token based credentials",
+}

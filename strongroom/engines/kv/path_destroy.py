@@ -1,0 +1,51 @@
+"""``destroy/<path>``: permanently remove the data of chosen versions; their metadata records the destruction."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strongroom.core.logical import InvalidRequest, Operation, Request, Response
+from strongroom.engines.kv import write_once
+from strongroom.engines.kv.storage import validate_key_path
+from strongroom.framework import Field, FieldData, FieldType, Path
+
+if TYPE_CHECKING:
+    from strongroom.engines.kv.backend import KVBackend
+
+FIELDS = {
+    "path": Field(FieldType.STRING, "Location of the secret.", in_path=True),
+    "versions": Field(FieldType.INT_LIST, "The versions to destroy. Their data will be permanently deleted."),
+}
+
+
+def paths(b: KVBackend) -> list[Path]:
+    async def destroy(req: Request, fd: FieldData) -> Response | None:
+        key = validate_key_path(fd.get("path"))
+        versions = fd.get("versions") or []
+        if not versions:
+            raise InvalidRequest("no version number provided")
+        store = b.store(req)
+        async with b.lock(key):
+            meta = await store.metadata(key)
+            if meta is None:
+                return None
+            if b.write_once:
+                write_once.refuse_delete(meta)
+            doomed = []
+            for number in versions:
+                vm = meta.versions.get(number)
+                if vm is None or vm.destroyed:
+                    continue
+                vm.destroyed = True
+                doomed.append(number)
+            await store.commit(meta, remove_versions=doomed)
+        return None
+
+    return [
+        Path(
+            pattern=r"destroy/(?P<path>.+)",
+            fields=FIELDS,
+            operations={Operation.UPDATE: destroy},
+            summary="Permanently remove the data of versions of a key.",
+        )
+    ]

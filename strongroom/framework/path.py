@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from strongroom.core.logical import Operation, Request, Response
+from strongroom.framework.fields import Field, FieldData
+
+Handler = Callable[[Request, FieldData], Awaitable[Response | None]]
+ExistenceCheck = Callable[[Request, FieldData], Awaitable[bool]]
+
+# Pattern helpers in Vault's spirit
+NAME = r"\w(([\w-]|\.)*\w)?"
+
+
+def generic_name(group: str) -> str:
+    return rf"(?P<{group}>{NAME})"
+
+
+def match_all(group: str) -> str:
+    return rf"(?P<{group}>.*)"
+
+
+def optional_trailing_slash() -> str:
+    return "/?"
+
+
+@dataclass
+class Path:
+    """One group of paths of a backend: pattern (a full-match regex), typed fields, handlers per operation."""
+
+    pattern: str
+    operations: dict[Operation, Handler]
+    fields: dict[str, Field] = field(default_factory=dict)
+    existence_check: ExistenceCheck | None = None
+    summary: str = ""
+    description: str = ""
+    # Vault's PathsSpecial: root-protected (needs sudo) and unauthenticated patterns
+    sudo: bool = False
+    unauthenticated: bool = False
+    # field names whose values are secrets beyond the default HMAC of all strings (documentation only today)
+    _regex: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._regex = re.compile(self.pattern)
+
+    def match(self, path: str) -> dict[str, str] | None:
+        m = self._regex.fullmatch(path)
+        if m is None:
+            return None
+        return {k: v for k, v in m.groupdict().items() if v is not None and k in self.fields}
+
+    def openapi(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary,
+            "description": self.description,
+            "operations": sorted(op.value for op in self.operations),
+            "fields": {n: {"type": f.type.value, "description": f.description} for n, f in self.fields.items()},
+        }

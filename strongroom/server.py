@@ -1,0 +1,117 @@
+"""Running a server: storage, core and the HTTP listener, in dev mode or from a configuration file."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import tempfile
+from dataclasses import dataclass
+
+import uvicorn
+
+from strongroom.api.app import StrongroomApp
+from strongroom.config import ConfigError, Listener, ServerConfig
+from strongroom.core.core import Core
+from strongroom.core.mounts import new_mount
+from strongroom.core.system.bootstrap import bootstrap
+from strongroom.storage.base import Storage
+
+log = logging.getLogger("strongroom.server")
+
+
+def open_storage(cfg: ServerConfig) -> Storage:
+    if cfg.storage_type == "sqlite":
+        from strongroom.storage.sqlite import SQLiteStorage
+
+        return SQLiteStorage(cfg.storage["path"])
+    if cfg.storage_type == "postgresql":
+        from strongroom.storage.postgres import PostgresStorage  # type: ignore[import-not-found]
+
+        return PostgresStorage(cfg.storage["connection_url"], table=cfg.storage.get("table", "strongroom_kv"))
+    raise ConfigError(f"unknown storage type {cfg.storage_type!r}")
+
+
+@dataclass
+class DevOptions:
+    listen_address: str = "127.0.0.1:8200"
+    root_token_id: str = ""
+    storage_path: str = ""
+
+
+async def setup_dev(core: Core, opts: DevOptions) -> dict[str, str]:
+    result = await core.initialize(1, 1, root_token_id=opts.root_token_id)
+    unseal_key = result["keys_base64"][0]
+    from strongroom.core.seal import decode_key
+
+    await core.submit_unseal_key(decode_key(unseal_key))
+    await core.mount(new_mount("secret/", "kv", is_auth=False, description="key/value secret storage",
+                               options={"version": "2"}))
+    await bootstrap(core)
+    return {"root_token": result["root_token"], "unseal_key": unseal_key}
+
+
+def _ssl_kwargs(listener: Listener) -> dict[str, object]:
+    if listener.tls_disable:
+        return {}
+    return {"ssl_certfile": listener.tls_cert_file, "ssl_keyfile": listener.tls_key_file,
+            "ssl_version": ssl.PROTOCOL_TLS_SERVER}
+
+
+async def serve(core: Core, listener: Listener, *, on_ready: str = "") -> None:
+    host, port = listener.host_port
+    app = StrongroomApp(core, max_body=listener.max_request_size)
+    config = uvicorn.Config(
+        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="off", access_log=False,
+        log_level="warning", timeout_graceful_shutdown=5, backlog=2048, **_ssl_kwargs(listener),  # type: ignore[arg-type]
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.01)
+    if on_ready:
+        print(on_ready, flush=True)
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    await task
+    stopper.cancel()
+    await core.seal()
+    await core.storage.close()
+
+
+async def run_dev(opts: DevOptions) -> None:
+    path = opts.storage_path or os.path.join(tempfile.mkdtemp(prefix="strongroom-dev-"), "strongroom.db")
+    cfg = ServerConfig(storage_type="sqlite", storage={"path": path},
+                       listeners=[Listener(address=opts.listen_address, tls_disable=True)])
+    core = Core(open_storage(cfg), storage_type="sqlite", dev=True)
+    if await core.initialized():
+        raise ConfigError(f"dev storage {path} is already initialized; dev mode needs a fresh file")
+    secrets_ = await setup_dev(core, opts)
+    host, port = cfg.listeners[0].host_port
+    banner = (
+        "WARNING! dev mode is enabled! In this mode, Strongroom runs entirely unsealed with a single unseal key.\n\n"
+        f"    export VAULT_ADDR='http://{host}:{port}'\n\n"
+        f"Unseal Key: {secrets_['unseal_key']}\n"
+        f"Root Token: {secrets_['root_token']}\n"
+        f"Storage:    {path}\n\n"
+        "Development mode should NOT be used in production installations!\n"
+        f"==> Strongroom server started on http://{host}:{port}"
+    )
+    await serve(core, cfg.listeners[0], on_ready=banner)
+
+
+async def run_config(cfg: ServerConfig) -> None:
+    core = Core(open_storage(cfg), storage_type=cfg.storage_type)
+    listener = cfg.listeners[0]
+    scheme = "http" if listener.tls_disable else "https"
+    host, port = listener.host_port
+    state = "sealed" if await core.initialized() else "uninitialized"
+    await serve(core, listener, on_ready=f"==> Strongroom server started on {scheme}://{host}:{port} ({state})")

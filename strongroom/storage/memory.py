@@ -1,0 +1,58 @@
+"""In-memory storage for unit tests of components above the barrier."""
+
+from __future__ import annotations
+
+import bisect
+
+from strongroom.storage.base import CheckAndSetError, TxnOp, next_sibling
+
+
+class InMemoryStorage:
+    def __init__(self) -> None:
+        self._data: dict[str, bytes] = {}
+        self._keys: list[str] = []
+
+    async def get(self, key: str) -> bytes | None:
+        return self._data.get(key)
+
+    async def put(self, key: str, value: bytes) -> None:
+        await self.transaction([TxnOp("put", key, value)])
+
+    async def delete(self, key: str) -> None:
+        await self.transaction([TxnOp("delete", key)])
+
+    async def list(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
+        out: list[str] = []
+        lower = prefix + after if after else prefix
+        i = bisect.bisect_right(self._keys, lower) if after else bisect.bisect_left(self._keys, lower)
+        while i < len(self._keys) and self._keys[i].startswith(prefix):
+            rest = self._keys[i][len(prefix) :]
+            slash = rest.find("/")
+            if slash == -1:
+                out.append(rest)
+                i += 1
+            else:
+                folder = rest[: slash + 1]
+                if not (after and folder == after):
+                    out.append(folder)
+                i = bisect.bisect_left(self._keys, next_sibling(prefix + folder))
+            if limit and len(out) >= limit:
+                break
+        return out
+
+    async def transaction(self, ops: list[TxnOp]) -> None:
+        for op in ops:
+            if op.kind == "check" and self._data.get(op.key) != op.value:
+                raise CheckAndSetError(op.key)
+        for op in ops:
+            if op.kind == "put":
+                assert op.value is not None
+                if op.key not in self._data:
+                    bisect.insort(self._keys, op.key)
+                self._data[op.key] = op.value
+            elif op.kind == "delete" and op.key in self._data:
+                del self._data[op.key]
+                self._keys.pop(bisect.bisect_left(self._keys, op.key))
+
+    async def close(self) -> None:
+        return None
