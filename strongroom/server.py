@@ -6,11 +6,10 @@ import asyncio
 import logging
 import os
 import signal
-import ssl
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
-import uvicorn
 
 from strongroom.api.app import StrongroomApp
 from strongroom.config import ConfigError, Listener, ServerConfig
@@ -53,38 +52,52 @@ async def setup_dev(core: Core, opts: DevOptions) -> dict[str, str]:
     return {"root_token": result["root_token"], "unseal_key": unseal_key}
 
 
-def _ssl_kwargs(listener: Listener) -> dict[str, object]:
-    if listener.tls_disable:
-        return {}
-    return {"ssl_certfile": listener.tls_cert_file, "ssl_keyfile": listener.tls_key_file,
-            "ssl_version": ssl.PROTOCOL_TLS_SERVER}
-
-
 async def serve(core: Core, listener: Listener, *, on_ready: str = "") -> None:
+    """Serve until SIGINT/SIGTERM, then seal and close storage. Granian (a Rust HTTP server) runs in this event loop;
+    unlike llhttp-based servers it accepts Vault's ``LIST`` verb."""
+    from granian.constants import Interfaces, SSLProtocols
+    from granian.server.embed import Server
+
     host, port = listener.host_port
     app = StrongroomApp(core, max_body=listener.max_request_size)
-    config = uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="off", access_log=False,
-        log_level="warning", timeout_graceful_shutdown=5, backlog=2048, **_ssl_kwargs(listener),  # type: ignore[arg-type]
-    )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    tls: dict[str, object] = {}
+    if not listener.tls_disable:
+        tls = {"ssl_cert": Path(listener.tls_cert_file), "ssl_key": Path(listener.tls_key_file),
+               "ssl_protocol_min": SSLProtocols.tls12}
+    server = Server(app, address=host, port=port, interface=Interfaces.ASGI, backlog=2048, log_enabled=False,
+                    websockets=False, **tls)  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
-        await asyncio.sleep(0.01)
+    await _wait_listening(host, port, task)
     if on_ready:
         print(on_ready, flush=True)
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
-    await task
+    server.stop()
+    try:
+        await asyncio.wait_for(task, timeout=10)
+    except (TimeoutError, asyncio.CancelledError):
+        pass
     stopper.cancel()
     await core.seal()
     await core.storage.close()
+
+
+async def _wait_listening(host: str, port: int, task: asyncio.Task[None]) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while not task.done():
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+            return
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise ConfigError(f"could not listen on {host}:{port}") from None
+            await asyncio.sleep(0.02)
+    task.result()
 
 
 async def run_dev(opts: DevOptions) -> None:

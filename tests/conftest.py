@@ -79,8 +79,9 @@ class StrongroomServer:
         wait_for(self._up, timeout=30, message=f"server on {self.addr} (log: {self.log_path})")
         if self._started_once and self.config_text is None and self.unseal_key:
             httpx.put(f"{self.addr}/v1/sys/unseal", json={"key": self.unseal_key}, timeout=10)
+            self.wait_unsealed()
         if not self._started_once and self.config_text is None:
-            self.unseal_key = self._read_unseal_key()
+            self.unseal_key = wait_for(self._read_unseal_key, timeout=10, message="dev server banner")
         self._started_once = True
         return self
 
@@ -91,6 +92,10 @@ class StrongroomServer:
             if line.startswith("Unseal Key: "):
                 return line.split(": ", 1)[1].strip()
         return ""
+
+    def wait_unsealed(self) -> None:
+        wait_for(lambda: httpx.get(f"{self.addr}/v1/sys/seal-status", timeout=2).json()["sealed"] is False,
+                 timeout=15, message="unsealed")
 
     def _up(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

@@ -1,8 +1,8 @@
 """The audit broker: the table of enabled devices, their HMAC keys, and fail-closed fan-out of every entry.
 
 Storage (the broker's barrier view, so everything is encrypted): ``table`` holds the device table as Vault shows it,
-``keys/<id>`` holds each device's HMAC key (32 bytes from ``secrets``). Keys never leave the broker: callers get
-HMACs (``hash``), never the key.
+``keys/<id>`` holds each device's HMAC key (32 bytes from ``secrets``), ``heads/<id>`` each device's chain position,
+saved about once a second. Keys never leave the broker: callers get HMACs (``hash``), never the key.
 
 Fail closed: with at least one device enabled, an entry that no device recorded raises :class:`AuditFailure`, and the
 pipeline refuses the request. A device that cannot be opened at unseal stays in the table and keeps failing (retrying
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import secrets
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from strongroom import crypto
 from strongroom.audit import entry as entries
-from strongroom.audit.device import Device, DeviceConfigError, DeviceWriteError
+from strongroom.audit.device import MAC_PURPOSE, Device, DeviceConfigError, DeviceWriteError
 from strongroom.audit.file import FileDevice
 from strongroom.audit.socket import SocketDevice
 from strongroom.core.logical import InvalidRequest
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 DEVICE_TYPES: dict[str, Callable[[str, dict[str, str]], Device]] = {"file": FileDevice, "socket": SocketDevice}
 _TABLE = "table"
+# how often each device's chain position is saved behind the barrier
+_HEAD_SAVE_INTERVAL = 1.0
 _PATH_RE = re.compile(r"[\w.-]+(/[\w.-]+)*/")
 
 
@@ -49,8 +52,12 @@ class _Enabled:
     device: Device
     key: bytes
 
-    def hasher(self) -> entries.Hasher:
-        return entries.hmac_hasher(self.key)
+    def __post_init__(self) -> None:
+        self.hasher = entries.hmac_hasher(self.key)
+        self.memo_key = f"{self.config.get('key_id', '')}:{self.device.hmac_accessor}"
+        # a separate key, so sys/audit-hash (an HMAC oracle for anyone allowed to call it) cannot forge chain MACs
+        self.mac_key = crypto.derive_key(self.key, MAC_PURPOSE) if self.key else b""
+        self.device.chain.mac_key = self.mac_key
 
 
 class AuditBroker:
@@ -58,6 +65,8 @@ class AuditBroker:
         self.view = view
         self._devices: dict[str, _Enabled] = {}
         self._lock = asyncio.Lock()
+        self._saved: dict[str, Any] = {}
+        self._saver: asyncio.Task[None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -66,7 +75,7 @@ class AuditBroker:
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Re-open every device of the stored table (one small document; no scan)."""
+        """Re-open every device of the stored table (one small document and two keys per device; no scan)."""
         table = await self.view.get_json(_TABLE) or {}
         devices: dict[str, _Enabled] = {}
         for path, config in table.items():
@@ -76,22 +85,57 @@ class AuditBroker:
                 key = b""
             try:
                 device = DEVICE_TYPES[config["type"]](path, config["options"])
-                await device.open()
             except (KeyError, DeviceConfigError):
                 log.error("audit device %s has an unusable stored configuration; it will refuse every entry", path)
                 device, key = Device(path, {}), b""
+            head = await self.view.get_json(f"heads/{config['key_id']}")
+            if isinstance(head, dict) and head.get("seq"):
+                device.chain.floor = (int(head["seq"]), str(head["hash"]))
+                self._saved[config["key_id"]] = head
+            enabled = devices[path] = _Enabled(config, device, key)
+            try:
+                await enabled.device.open()
             except DeviceWriteError as e:
                 log.error("audit device %s could not be opened (%s); requests fail until it can", path, e.strerror)
-            devices[path] = _Enabled(config, device, key)
         self._devices = devices
+        if self._saver is not None:
+            self._saver.cancel()
+        self._saver = asyncio.create_task(self._save_heads_forever())
 
     async def stop(self) -> None:
+        if self._saver is not None:
+            self._saver.cancel()
+            self._saver = None
+        try:
+            await self._save_heads()
+        except Exception:  # noqa: BLE001 - the barrier may already be sealed; the file tails still hold the chain
+            log.warning("could not save the audit chain heads on stop")
         devices, self._devices = self._devices, {}
         for enabled in devices.values():
             try:
                 await enabled.device.close()
             except Exception:  # noqa: BLE001 - closing must never stop a seal
                 log.exception("closing audit device %s failed", enabled.device.path)
+
+    async def _save_heads_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_HEAD_SAVE_INTERVAL)
+            try:
+                await self._save_heads()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - retried next interval
+                log.warning("could not save the audit chain heads; retrying")
+
+    async def _save_heads(self) -> None:
+        """Record each device's chain position behind the barrier (see ``Chain.floor`` for what it is good for)."""
+        async with self._lock:
+            for enabled in list(self._devices.values()):
+                key_id = enabled.config["key_id"]
+                head = enabled.device.head()
+                if head["seq"] and self._saved.get(key_id) != head:
+                    await self.view.put_json(f"heads/{key_id}", head)
+                    self._saved[key_id] = head
 
     # --- table --------------------------------------------------------------------------------------------------
 
@@ -111,6 +155,7 @@ class AuditBroker:
                 device = factory(path, opts)
             except DeviceConfigError as e:
                 raise InvalidRequest(str(e)) from None
+            self._refuse_shared_destination(device)
             try:
                 await device.open()
             except DeviceWriteError as e:
@@ -134,6 +179,13 @@ class AuditBroker:
                 raise
             self._devices[path] = _Enabled(config, device, key)
 
+    def _refuse_shared_destination(self, device: Device) -> None:
+        # two chains interleaved in one file would make every verify fail
+        target = _destination(device)
+        for other in self._devices.values():
+            if target is not None and _destination(other.device) == target:
+                raise InvalidRequest(f"audit device {other.device.path} already writes to {target[1]}")
+
     async def disable(self, path: str) -> bool:
         path = _normalize(path)
         async with self._lock:
@@ -141,7 +193,9 @@ class AuditBroker:
             if enabled is None:
                 return False
             table = {p: e.config for p, e in self._devices.items() if p != path}
-            await self.view.transaction({_TABLE: table, f"keys/{enabled.config['key_id']}": None})
+            key_id = enabled.config["key_id"]
+            await self.view.transaction({_TABLE: table, f"keys/{key_id}": None, f"heads/{key_id}": None})
+            self._saved.pop(key_id, None)
             del self._devices[path]
         await enabled.device.close()
         return True
@@ -159,11 +213,19 @@ class AuditBroker:
         }
 
     def head(self, path: str) -> dict[str, Any]:
-        """Sequence number and hash of the last line a device wrote (an anchor for ``audit verify --head``)."""
+        """Sequence number and hash of the last line a device wrote (an anchor for ``audit verify --device``)."""
         return self._get(path).device.head()
 
+    def check_line(self, path: str, line_sha256: str, mac: str) -> bool:
+        """Whether ``mac`` is what the device wrote for a line whose unsigned form hashes to ``line_sha256``."""
+        enabled = self._get(path)
+        if not enabled.mac_key:
+            return False
+        expected = "hmac-sha256:" + crypto.hmac_sha256_hex(enabled.mac_key, line_sha256.encode())
+        return crypto.constant_time_eq(expected, mac)
+
     def hash(self, path: str, input: str) -> str:
-        return self._get(path).hasher()(input)
+        return self._get(path).hasher(input)
 
     def _get(self, path: str) -> _Enabled:
         enabled = self._devices.get(_normalize(path))
@@ -177,14 +239,14 @@ class AuditBroker:
         if not self._devices:
             return
         now = entries.rfc3339_nano()
-        await self._fan_out(lambda e: entries.request_entry(ctx, e.hasher(), e.device.hmac_accessor, now))
+        await self._fan_out(lambda e: entries.request_entry(ctx, e.hasher, e.device.hmac_accessor, now, e.memo_key))
 
     async def log_response(self, ctx: entries.AuditContext, response: dict[str, Any] | None, error: str | None) -> None:
         if not self._devices:
             return
         now = entries.rfc3339_nano()
         await self._fan_out(
-            lambda e: entries.response_entry(ctx, response, error, e.hasher(), e.device.hmac_accessor, now)
+            lambda e: entries.response_entry(ctx, response, error, e.hasher, e.device.hmac_accessor, now, e.memo_key)
         )
 
     async def log_event(self, source: str, event: dict[str, Any], request_id: str = "") -> None:
@@ -207,6 +269,14 @@ class AuditBroker:
                 log.exception("audit device %s failed to record an entry", enabled.device.path)
         if not recorded:
             raise AuditFailure()
+
+
+def _destination(device: Device) -> tuple[str, str] | None:
+    if isinstance(device, FileDevice):
+        return ("file", device.file_path if device.file_path == "stdout" else os.path.realpath(device.file_path))
+    if isinstance(device, SocketDevice):
+        return ("socket", f"{device.socket_type}:{device.address}")
+    return None
 
 
 def _normalize(path: str) -> str:

@@ -3,16 +3,30 @@
 Each line a device writes is one JSON object carrying ``seq`` (1, 2, 3, …) and ``prev_hash`` (SHA-256 hex of the
 previous line's bytes, without its newline; 64 zeros for the first). Removing, editing, inserting or reordering a line
 breaks the chain at that point, which ``strongroom audit verify`` reports.
+
+SHA-256 needs no key, so someone who can write the file could recompute the whole chain after an edit. Each line
+therefore ends with ``mac``: an HMAC, under a key derived from the device's key (behind the barrier), of the SHA-256 of
+the line as it reads without ``mac``. Only the server can check it (``sys/audit-chain/<path>``); checking the *last*
+line authenticates the whole file, because every line's ``prev_hash`` commits to everything before it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import orjson
 
+from strongroom import crypto
+
+log = logging.getLogger(__name__)
+
 GENESIS = "0" * 64
+MAC_PURPOSE = "strongroom audit chain mac"
+_MAC_PREFIX = b',"mac":"hmac-sha256:'
+# ``,"mac":"hmac-sha256:`` + 64 hex digits + ``"}``
+MAC_SUFFIX_LEN = len(_MAC_PREFIX) + 64 + 2
 
 # Options every device understands. ``log_raw`` and ``prefix`` are refused on purpose: one would write secrets in
 # clear, the other lets a sudo caller plant arbitrary bytes in a file (CVE-2025-6000).
@@ -52,18 +66,40 @@ def seq_of(line: bytes) -> int | None:
     return None
 
 
-class Chain:
-    """The running position of one device's hash chain."""
+def line_mac(mac_key: bytes, unsigned_line: bytes) -> str:
+    return "hmac-sha256:" + crypto.hmac_sha256_hex(mac_key, hashlib.sha256(unsigned_line).hexdigest().encode())
 
-    __slots__ = ("seq", "prev_hash")
+
+def unsigned(line: bytes) -> tuple[bytes, str] | None:
+    """Split a signed line into the line as it reads without ``mac`` and the mac; None if it carries none."""
+    cut = len(line) - MAC_SUFFIX_LEN
+    if cut <= 0 or line[cut : cut + len(_MAC_PREFIX)] != _MAC_PREFIX or not line.endswith(b'"}'):
+        return None
+    return line[:cut] + b"}", line[cut + len(b',"mac":"') : -2].decode()
+
+
+class Chain:
+    """The running position of one device's hash chain.
+
+    ``floor`` is the last position the broker saved behind the barrier. A log that resumes below it lost lines from
+    its end while the server was down (or is a fresh file after rotation): the chain then continues from the floor,
+    so the gap shows in the file itself as removed entries instead of passing unnoticed.
+    """
+
+    __slots__ = ("seq", "prev_hash", "mac_key", "floor")
 
     def __init__(self, seq: int = 0, prev_hash: str = GENESIS) -> None:
         self.seq = seq
         self.prev_hash = prev_hash
+        self.mac_key = b""
+        self.floor: tuple[int, str] | None = None
 
     def line(self, entry: dict[str, Any]) -> bytes:
         """The next line (without newline) for ``entry``; call :meth:`advance` once it is written."""
-        return orjson.dumps({**entry, "seq": self.seq + 1, "prev_hash": self.prev_hash})
+        body = orjson.dumps({**entry, "seq": self.seq + 1, "prev_hash": self.prev_hash})
+        if not self.mac_key:
+            return body
+        return body[:-1] + b',"mac":"' + line_mac(self.mac_key, body).encode() + b'"}'
 
     def advance(self, line: bytes) -> None:
         self.seq += 1
@@ -75,14 +111,27 @@ class Chain:
         The hash always anchors on the physically last line, even one that is no chain entry (half a line after a
         crash), so ``audit verify`` reports that line rather than a silent restart of the chain.
         """
-        if not last_lines:
+        if last_lines:
+            self.prev_hash = hashlib.sha256(last_lines[-1]).hexdigest()
+            for candidate in reversed(last_lines):
+                seq = seq_of(candidate)
+                if seq is not None:
+                    self.seq = seq
+                    break
+        self.apply_floor(bool(last_lines))
+
+    def apply_floor(self, had_lines: bool = False) -> None:
+        if self.floor is None or self.floor[0] <= self.seq:
             return
-        self.prev_hash = hashlib.sha256(last_lines[-1]).hexdigest()
-        for candidate in reversed(last_lines):
-            seq = seq_of(candidate)
-            if seq is not None:
-                self.seq = seq
-                return
+        if had_lines:
+            log.error(
+                "audit log ends at seq %d but this device had written up to seq %d: entries were removed from its end "
+                "or the file was replaced; continuing from seq %d so the gap shows in the log",
+                self.seq,
+                self.floor[0],
+                self.floor[0] + 1,
+            )
+        self.seq, self.prev_hash = self.floor
 
 
 class Device:

@@ -30,11 +30,17 @@ def hmac_hasher(key: bytes) -> Hasher:
     return h
 
 
+_second_cache: list[Any] = [-1, ""]
+
+
 def rfc3339_nano(ns: int | None = None) -> str:
     """UTC time with nanoseconds, as Go's ``time.RFC3339Nano`` prints it (trailing zeros dropped)."""
     ns = time.time_ns() if ns is None else ns
     secs, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    if _second_cache[0] != secs:
+        _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+        _second_cache[0] = secs
+    base: str = _second_cache[1]
     if frac:
         base += "." + f"{frac:09d}".rstrip("0")
     return base + "Z"
@@ -73,23 +79,34 @@ class AuditContext:
     # a mount's audit_non_hmac_request_keys / audit_non_hmac_response_keys
     non_hmac_request_keys: tuple[str, ...] = ()
     non_hmac_response_keys: tuple[str, ...] = ()
+    # per device: the HMAC'd auth and request objects, built once and shared by the request and response entries
+    memo: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict, repr=False)
 
 
-def hash_structure(value: Any, h: Hasher, ignored: Iterable[str] = (), key: str | None = None) -> Any:
+def hash_structure(value: Any, h: Hasher, ignored: Iterable[str] = ()) -> Any:
     """A copy of ``value`` with every string (and number) leaf HMAC'd; map keys kept, ``ignored`` keys' values kept."""
-    if isinstance(value, dict):
-        ign = ignored if isinstance(ignored, frozenset | set) else frozenset(ignored)
-        return {k: hash_structure(v, h, ign, k) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [hash_structure(v, h, ignored, key) for v in value]
-    if key is not None and key in ignored:
+    return _hash(value, h, frozenset(ignored))
+
+
+def _hash(value: Any, h: Hasher, ignored: frozenset[str]) -> Any:
+    t = type(value)
+    if t is str:
+        # an empty string reveals nothing; keeping it empty keeps "no value" readable
+        return h(value) if value else value
+    if t is dict:
+        if ignored:
+            return {k: (v if k in ignored else _hash(v, h, ignored)) for k, v in value.items()}
+        return {k: _hash(v, h, ignored) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [_hash(v, h, ignored) for v in value]
+    if value is None or t is bool:
         return value
-    if isinstance(value, str):
-        return h(value)
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | float):
+    if t is int or t is float:
         return h(_number_text(value))
+    if isinstance(value, str):
+        return h(str(value))
+    if isinstance(value, dict):
+        return _hash(dict(value), h, ignored)
     if isinstance(value, bytes):
         return h(crypto.b64encode(value))
     # anything else (a stray object): never risk writing it in clear
@@ -102,10 +119,10 @@ def _number_text(value: int | float) -> str:
     return str(value)
 
 
-def _auth(ctx: AuditContext, h: Hasher, hmac_accessor: bool) -> dict[str, Any]:
+def _auth(ctx: AuditContext, token: str, accessor: str) -> dict[str, Any]:
     auth: dict[str, Any] = {
-        "client_token": h(ctx.client_token) if ctx.client_token else "",
-        "accessor": (h(ctx.accessor) if hmac_accessor else ctx.accessor) if ctx.accessor else "",
+        "client_token": token,
+        "accessor": accessor,
         "display_name": ctx.display_name,
         "policies": list(ctx.policies),
         "token_policies": list(ctx.token_policies),
@@ -123,15 +140,15 @@ def _auth(ctx: AuditContext, h: Hasher, hmac_accessor: bool) -> dict[str, Any]:
     return auth
 
 
-def _request(ctx: AuditContext, h: Hasher, hmac_accessor: bool) -> dict[str, Any]:
+def _request(ctx: AuditContext, h: Hasher, token: str, accessor: str) -> dict[str, Any]:
     req: dict[str, Any] = {
         "id": ctx.request_id,
         "operation": ctx.operation,
         "mount_point": ctx.mount_point,
         "mount_type": ctx.mount_type,
         "mount_accessor": ctx.mount_accessor,
-        "client_token": h(ctx.client_token) if ctx.client_token else "",
-        "client_token_accessor": (h(ctx.accessor) if hmac_accessor else ctx.accessor) if ctx.accessor else "",
+        "client_token": token,
+        "client_token_accessor": accessor,
         "namespace": {"id": "root"},
         "path": ctx.path,
         "remote_address": ctx.remote_addr,
@@ -143,14 +160,23 @@ def _request(ctx: AuditContext, h: Hasher, hmac_accessor: bool) -> dict[str, Any
     return req
 
 
-def request_entry(ctx: AuditContext, h: Hasher, hmac_accessor: bool = True, now: str | None = None) -> dict[str, Any]:
-    return {
-        "time": now or rfc3339_nano(),
-        "type": "request",
-        "auth": _auth(ctx, h, hmac_accessor),
-        "request": _request(ctx, h, hmac_accessor),
-        "error": "",
-    }
+def _common(ctx: AuditContext, h: Hasher, hmac_accessor: bool, memo_key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    cached = ctx.memo.get(memo_key) if memo_key else None
+    if cached is None:
+        token = h(ctx.client_token) if ctx.client_token else ""
+        accessor = (h(ctx.accessor) if hmac_accessor else ctx.accessor) if ctx.accessor else ""
+        cached = (_auth(ctx, token, accessor), _request(ctx, h, token, accessor))
+        if memo_key:
+            ctx.memo[memo_key] = cached
+    return cached
+
+
+def request_entry(
+    ctx: AuditContext, h: Hasher, hmac_accessor: bool = True, now: str | None = None, memo_key: str = ""
+) -> dict[str, Any]:
+    """``memo_key`` (a device's identity) lets the response entry reuse this entry's HMAC'd auth and request."""
+    auth, request = _common(ctx, h, hmac_accessor, memo_key)
+    return {"time": now or rfc3339_nano(), "type": "request", "auth": auth, "request": request, "error": ""}
 
 
 def _response_auth(auth: dict[str, Any], ctx: AuditContext, h: Hasher, hmac_accessor: bool) -> dict[str, Any]:
@@ -204,12 +230,14 @@ def response_entry(
     h: Hasher,
     hmac_accessor: bool = True,
     now: str | None = None,
+    memo_key: str = "",
 ) -> dict[str, Any]:
+    auth, request = _common(ctx, h, hmac_accessor, memo_key)
     return {
         "time": now or rfc3339_nano(),
         "type": "response",
-        "auth": _auth(ctx, h, hmac_accessor),
-        "request": _request(ctx, h, hmac_accessor),
+        "auth": auth,
+        "request": request,
         "response": _response(response or {}, ctx, h, hmac_accessor),
         "error": error or "",
     }

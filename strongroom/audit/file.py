@@ -1,9 +1,10 @@
 """The ``file`` audit device: one JSON line per entry appended to a file (or ``stdout``).
 
 Each entry is a single ``os.write`` on an ``O_APPEND`` descriptor, so it reaches the kernel before the request goes on
-(no user-space buffer to lose in a crash). ``fsync`` is governed by the ``fsync`` option: ``interval`` (default: at most
-once a second, inline, so a power cut loses at most about a second of lines), ``always`` (every entry; durable, slower)
-or ``never``.
+(no user-space buffer to lose in a process crash). ``fsync`` is governed by the ``fsync`` option: ``interval``
+(default: at most once a second, in a worker thread so the event loop never waits on the disk; a power cut loses at
+most about a second of lines, and a failed sync fails the next write), ``always`` (every entry, before the request
+goes on; durable and slower) or ``never``.
 
 Writes happen on the event loop without awaiting, under a thread lock, so two requests can never interleave their
 ``seq``/``prev_hash`` assignment. Before each write the device checks that its path still names the file it holds
@@ -51,6 +52,8 @@ class FileDevice(Device):
         self._regular = False
         self._resumed = False
         self._last_sync = time.monotonic()
+        self._sync_running = False
+        self._sync_error: OSError | None = None
         self._lock = threading.Lock()
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
@@ -66,6 +69,7 @@ class FileDevice(Device):
     def _open(self) -> None:
         if self.file_path == "stdout":
             self._fd = 1
+            self.chain.apply_floor()
             return
         try:
             fd = os.open(self.file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, self.mode or 0o600)
@@ -82,8 +86,10 @@ class FileDevice(Device):
                     # A crash or a full disk left half a line: new entries must start on a line of their own, and
                     # the broken line stays visible to ``audit verify``.
                     os.write(fd, b"\n")
-                if not self._resumed and tail:
+                if not self._resumed:
                     self.chain.resume([t.rstrip(b"\n") for t in tail])
+            else:
+                self.chain.apply_floor()
             self._resumed = True
         except OSError as e:
             os.close(fd)
@@ -120,6 +126,10 @@ class FileDevice(Device):
             self._write(entry)
 
     def _write(self, entry: dict[str, Any]) -> None:
+        if self._sync_error is not None:
+            e, self._sync_error = self._sync_error, None
+            self._close_fd()
+            raise DeviceWriteError(e.errno, f"cannot sync audit file {self.file_path}: {e.strerror}")
         self._ensure_open()
         line = self.chain.line(entry)
         try:
@@ -132,15 +142,30 @@ class FileDevice(Device):
             self._close_fd()
             raise DeviceWriteError(e.errno, f"cannot write audit file {self.file_path}: {e.strerror}") from None
         self.chain.advance(line)
-        if self._regular and self.fsync != "never":
-            now = time.monotonic()
-            if self.fsync == "always" or now - self._last_sync >= _FSYNC_INTERVAL:
-                self._last_sync = now
-                try:
-                    os.fsync(self._fd)
-                except OSError as e:
-                    self._close_fd()
-                    raise DeviceWriteError(e.errno, f"cannot sync audit file {self.file_path}: {e.strerror}") from None
+        if not self._regular or self.fsync == "never":
+            return
+        if self.fsync == "always":
+            try:
+                os.fsync(self._fd)
+            except OSError as e:
+                self._close_fd()
+                raise DeviceWriteError(e.errno, f"cannot sync audit file {self.file_path}: {e.strerror}") from None
+            return
+        now = time.monotonic()
+        if now - self._last_sync >= _FSYNC_INTERVAL and not self._sync_running:
+            self._last_sync = now
+            self._sync_running = True
+            # a duplicate descriptor, so a reopen on the loop never closes the one being synced
+            threading.Thread(target=self._background_sync, args=(os.dup(self._fd),), daemon=True).start()
+
+    def _background_sync(self, fd: int) -> None:
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            self._sync_error = e
+        finally:
+            os.close(fd)
+            self._sync_running = False
 
 
 def _parse_mode(raw: str) -> int:

@@ -1,8 +1,9 @@
 """The ``socket`` audit device: newline-delimited JSON over TCP or a Unix socket, for shipping to a log pipeline.
 
 A write waits until the line is handed to the kernel (``drain``) within ``write_timeout``. If the connection is gone,
-the device reconnects once and retries; if that fails too, the write fails and the broker fails closed. As with
-Vault's socket device, a peer that vanished silently may only be noticed on the next write.
+the device reconnects once and retries; if that fails too, the write fails and the broker fails closed. A peer that
+closed its end is noticed before writing (its EOF has arrived); one that vanished silently (host gone, no FIN) may,
+as with Vault's socket device, only be noticed on a later write.
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ class SocketDevice(Device):
             raise DeviceConfigError("invalid value for option 'write_timeout': expected a duration") from None
         if self.write_timeout <= 0:
             self.write_timeout = _DEFAULT_TIMEOUT
+        self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
+        self.chain.apply_floor()
         async with self._lock:
             await self._connect()
 
@@ -58,19 +61,23 @@ class SocketDevice(Device):
                 coro = asyncio.open_unix_connection(self.address)
             else:
                 coro = asyncio.open_connection(self._host, self._port)
-            _, self._writer = await asyncio.wait_for(coro, self.write_timeout)
+            self._reader, self._writer = await asyncio.wait_for(coro, self.write_timeout)
         except (OSError, TimeoutError) as e:
-            self._writer = None
+            self._reader = self._writer = None
             raise DeviceWriteError(
                 getattr(e, "errno", None) or 0, f"cannot connect to audit socket {self.address}"
             ) from None
 
     async def _disconnect(self) -> None:
-        writer, self._writer = self._writer, None
+        writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 0.5)
+
+    def _usable(self) -> bool:
+        # a peer that closed its end (pipeline restarted) has sent EOF: writing would vanish into a dead connection
+        return not (self._writer is None or self._writer.is_closing() or self._reader is None or self._reader.at_eof())
 
     async def write(self, entry: dict[str, Any]) -> None:
         async with self._lock:
@@ -78,7 +85,8 @@ class SocketDevice(Device):
             data = line + b"\n"
             for attempt in (1, 2):
                 try:
-                    if self._writer is None or self._writer.is_closing():
+                    if not self._usable():
+                        await self._disconnect()
                         await self._connect()
                     assert self._writer is not None
                     self._writer.write(data)

@@ -5,8 +5,10 @@ more than the previous line's and whose ``prev_hash`` is the SHA-256 of the prev
 must be ``seq`` 1 with a ``prev_hash`` of 64 zeros, unless the file is known to continue an earlier one (``partial``,
 e.g. after rotation).
 
-What a chain alone cannot show: lines cut off the *end* of a file. Pass the device's current head (``GET
-sys/audit/<path>``: ``seq`` and ``hash`` of the last line written) as ``head_seq``/``head_hash`` to check that too.
+What a chain alone cannot show: lines cut off the *end* of a file, or a file rewritten from some point on with a
+recomputed chain (SHA-256 needs no key). For those, ``strongroom audit verify --device`` asks the server: the last
+line's ``mac`` (which only the server can compute) authenticates the whole file, and the device's head (``seq`` and
+``hash`` of the last line written) shows lines cut off the end.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import IO
 
 import orjson
 
-from strongroom.audit.device import GENESIS
+from strongroom.audit.device import GENESIS, unsigned
 
 # How far ahead to look for a missing seq before calling it removed rather than moved.
 _LOOKAHEAD = 1000
@@ -35,6 +37,9 @@ class VerifyResult:
     line: int = 0  # 1-based line number of the first problem
     seq: int | None = None  # seq found on that line, if any
     problem: str = ""
+    # the last line's MAC and the SHA-256 of the line without it: the server can authenticate the file with these
+    last_unsigned_sha256: str = ""
+    last_mac: str = ""
 
     def message(self) -> str:
         if self.ok:
@@ -103,6 +108,7 @@ def verify_stream(
 
     prev: _Line | None = None
     prev_prev_hash = ""
+    head_line: tuple[int, str] | None = None
     while (cur := next_line()) is not None:
         where = f"line {cur.number}" + (f" (seq {cur.seq})" if cur.seq is not None else "")
         if not cur.raw.strip():
@@ -140,7 +146,13 @@ def verify_stream(
         result.entries += 1
         result.last_seq = cur.seq
         prev_prev_hash, result.last_hash = result.last_hash, cur_hash
+        if cur.seq == head_seq:
+            head_line = (cur.number, cur_hash)
         prev = cur
+    if prev is not None and result.ok:
+        split = unsigned(prev.raw)
+        if split is not None:
+            result.last_unsigned_sha256, result.last_mac = hashlib.sha256(split[0]).hexdigest(), split[1]
     if head_seq is not None and result.ok:
         if result.last_seq < head_seq:
             result.ok = False
@@ -149,11 +161,13 @@ def verify_stream(
                 f"the file ends at seq {result.last_seq} but the device has written up to seq {head_seq}: "
                 "entries were removed from the end"
             )
-        elif head_hash and result.last_seq == head_seq and result.last_hash != head_hash:
+        elif head_hash and head_line is not None and head_line[1] != head_hash:
             result.ok = False
-            result.line = prev.number if prev else 0
-            result.seq = result.last_seq
-            result.problem = f"line {result.line} (seq {result.last_seq}): the last entry was edited"
+            result.line, result.seq = head_line[0], head_seq
+            result.problem = (
+                f"line {head_line[0]} (seq {head_seq}) does not match what the device wrote: it was edited, "
+                "or the log was rewritten from there on"
+            )
     return result
 
 

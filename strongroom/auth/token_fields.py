@@ -77,7 +77,7 @@ class TokenParams:
     token_bound_cidrs: list[str] = field(default_factory=list)
     token_no_default_policy: bool = False
     token_num_uses: int = 0
-    token_type: str = "default"
+    token_type: str = "default"  # noqa: S105 - a token kind, not a secret
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> TokenParams:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from strongroom.broker.audit_log import AuditWriteError
 from strongroom.broker.idp import AuthenticationError
 from strongroom.broker.models import STATES, Identity
 from strongroom.broker.runtime import BrokerRuntime
@@ -108,6 +109,9 @@ class BrokerApp:
             status, payload = exc.status, {"errors": [exc.message]}
         except AuthenticationError as exc:
             status, payload = 401, {"errors": [str(exc)]}
+        except AuditWriteError:
+            log.exception("audit log unavailable")
+            status, payload = 503, {"errors": ["the audit log cannot be written; nothing was issued"]}
         except Exception:
             log.exception("unexpected error handling %s %s", scope.get("method"), scope.get("path"))
             status, payload = 500, {"errors": ["internal error"]}

@@ -53,7 +53,7 @@ class HashChainLog:
             try:
                 self._seq = int(orjson.loads(last)["seq"])
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                raise AuditWriteError(f"audit log {self.path} ends with a damaged line; refusing to extend it") from None
+                raise AuditWriteError(f"audit log {self.path} ends with a damaged line; not extending it") from None
             self._prev = hashlib.sha256(last).hexdigest()
         self._lock = threading.Lock()
 
@@ -75,7 +75,7 @@ class HashChainLog:
 
 
 def verify_lines(lines: Iterable[bytes]) -> tuple[bool, int, str]:
-    """(ok, lines checked, problem) for a chain in the shared format; used when ``strongroom.audit.verify`` is absent."""
+    """(ok, lines checked, problem) for a chain in the shared format (a checker independent of the CLI's)."""
     prev, expected, n = GENESIS, 1, 0
     for raw in lines:
         line = raw.rstrip(b"\n")

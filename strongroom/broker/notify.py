@@ -30,6 +30,14 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_MAX)}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(text, 2000)}]}
+
+
 def slack_payload(event: dict[str, Any], *, critical: bool = False) -> dict[str, Any]:
     req = event.get("request", {})
     name = event.get("name", "")
@@ -49,16 +57,16 @@ def slack_payload(event: dict[str, Any], *, critical: bool = False) -> dict[str,
     text = f"{title}: {kind} for {requester} ({rid}) by {who}. Reason: {reason}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, HEADER_MAX), "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), SECTION_MAX)}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Reason*\n{reason}", SECTION_MAX)}},
+        _section("\n".join(lines)),
+        _section(f"*Reason*\n{reason}"),
     ]
     if comment:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Comment*\n{comment}", SECTION_MAX)}})
+        blocks.append(_section(f"*Comment*\n{comment}"))
     if approvers:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(f"Approved by {approvers}", 2000)}]})
+        blocks.append(_context(f"Approved by {approvers}"))
     if name == "created":
         hint = f"Review with `strongroom mpa review {rid}`"
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]})
+        blocks.append(_context(hint))
     payload: dict[str, Any] = {"text": _clip(text, SECTION_MAX), "blocks": blocks}
     if critical:
         payload["severity"] = "critical"

@@ -41,7 +41,9 @@ class OidcIssuer:
             raise ValueError("the broker's signing key must be RSA or P-256")
         self._key = key
         self.issuer = issuer
-        spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        spki = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         self.kid = _b64url(hashlib.sha256(spki).digest())
 
     def jwks(self) -> dict[str, Any]:

@@ -8,8 +8,8 @@ MIN_LENGTH = 10
 MAX_LENGTH = 2000
 _PLACEHOLDERS = {
     "test", "testing", "tbd", "todo", "n/a", "na", "none", "asdf", "qwerty", "foo", "bar", "foobar", "xxx", "reason",
-    "because", "fix", "fixing", "stuff", "access", "admin", "need access", "pls", "please", "placeholder", "lorem ipsum",
-    "no reason", "dunno", "idk", "-", ".", "...",
+    "because", "fix", "fixing", "stuff", "access", "admin", "need access", "pls", "please", "placeholder",
+    "lorem ipsum", "no reason", "dunno", "idk", "-", ".", "...",
 }
 
 
@@ -25,8 +25,6 @@ def check_reason(reason: object) -> str:
         raise ReasonRejected(f"the reason is longer than {MAX_LENGTH} characters")
     words = re.findall(r"[a-z0-9]+", text.lower())
     letters = sum(ch.isalpha() for ch in text)
-    if len(text) < MIN_LENGTH or letters < MIN_LENGTH // 2:
-        raise ReasonRejected(f"the reason must explain why, in at least {MIN_LENGTH} characters")
     normalised = " ".join(words)
     if text.lower().strip(" .!?") in _PLACEHOLDERS or normalised in _PLACEHOLDERS:
         raise ReasonRejected("the reason is a placeholder; say what you will do and why")
@@ -34,4 +32,6 @@ def check_reason(reason: object) -> str:
         raise ReasonRejected("the reason is a placeholder; say what you will do and why")
     if len(set(text.lower().replace(" ", ""))) <= 3:
         raise ReasonRejected("the reason is a placeholder; say what you will do and why")
+    if len(text) < MIN_LENGTH or letters < MIN_LENGTH // 2:
+        raise ReasonRejected(f"the reason must explain why, in at least {MIN_LENGTH} characters")
     return text

@@ -70,11 +70,15 @@ class RetryQueue:
             finally:
                 self._queue.task_done()
 
-    async def drain(self, timeout: float = 5.0) -> None:
+    async def drain(self, seconds: float = 5.0) -> None:
         try:
-            await asyncio.wait_for(self._queue.join(), timeout)
+            await asyncio.wait_for(self._queue.join(), seconds)
         except TimeoutError:
             pass
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -106,7 +106,7 @@ class KeyRelease:
             plain = crypto.open_sealed(self._kek, blob, _aad(sealed["policy"]))
             return SeedKeys(**orjson.loads(plain))
         except (KeyError, ValueError, TypeError, crypto.DecryptionError):
-            raise SeedSealed("the sealed seed does not open: wrong key, or the file or its policy was altered") from None
+            raise SeedSealed("the sealed seed does not open: wrong key, or the file or policy was altered") from None
 
     def verify(self, document: bytes, nonce: bytes) -> AttestationDocument:
         try:

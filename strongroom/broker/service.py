@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from strongroom import crypto
+from strongroom.broker.audit_log import AuditWriteError
 from strongroom.broker.config import BrokerConfig, KindConfig
 from strongroom.broker.events import EventSink
 from strongroom.broker.kinds.base import CredentialKind, KindError
@@ -194,7 +195,7 @@ class Broker:
         if not req.needs_acknowledgement:
             raise BrokerError(409, "this break-glass use is already acknowledged")
         if decision != "approve":
-            raise BrokerError(409, "break-glass access was already issued; acknowledge it, and use mpa revoke to end it")
+            raise BrokerError(409, "break-glass access was already issued; acknowledge it, or end it with mpa revoke")
         if not comment:
             raise BrokerError(400, "acknowledging a break-glass use needs a comment")
         now = self.clock()
@@ -238,8 +239,13 @@ class Broker:
             # Revoked while we were minting: the fresh credential must not survive.
             await self._end_credential(minted.ref, req.kind)
             raise BrokerError(409, "the request was revoked while the credential was being minted")
-        self.events.emit("fetched", req, who, details={"credential_type": minted.credential.get("type"),
-                                                       "expires_at": minted.expires_at, "reference": minted.ref})
+        try:
+            self.events.emit("fetched", req, who, details={"credential_type": minted.credential.get("type"),
+                                                           "expires_at": minted.expires_at, "reference": minted.ref})
+        except AuditWriteError:
+            # An issue that cannot be recorded must not be handed out.
+            await self._end_credential(minted.ref, req.kind)
+            raise
         return {"request": req.to_dict(), "credential": minted.credential}
 
     async def _end_credential(self, ref: dict[str, Any] | None, kind: str) -> None:

@@ -15,8 +15,8 @@ from strongroom.broker.attestation.nsm import NitroAttestor
 from strongroom.broker.audit_log import HashChainLog
 from strongroom.broker.build import build_artifact, measurement
 from strongroom.broker.config import BrokerConfig
-from strongroom.broker.seed import KeyRelease, SeedKeys, SeedSealed, read_kek, read_sealed
 from strongroom.broker.events import EventSink
+from strongroom.broker.seed import KeyRelease, SeedKeys, SeedSealed, read_kek, read_sealed
 
 log = logging.getLogger(__name__)
 

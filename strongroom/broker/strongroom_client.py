@@ -32,13 +32,19 @@ class StrongroomClient:
             raise StrongroomError(f"Strongroom {method} {path} answered {response.status_code}: {'; '.join(errors)}")
         return response.json() if response.content else {}
 
-    async def create_token(self, *, policies: list[str], ttl: int, meta: dict[str, str], display_name: str
-                           ) -> tuple[str, str]:
-        # Orphan: the token must not die with (or keep alive) the broker's own token, and is revoked by accessor.
-        body = await self._call("POST", "auth/token/create", {
-            "policies": policies, "ttl": f"{ttl}s", "explicit_max_ttl": f"{ttl}s", "no_parent": True,
-            "renewable": False, "meta": meta, "display_name": display_name,
-        })
+    async def create_token(self, *, policies: list[str], ttl: int, meta: dict[str, str], display_name: str,
+                           role: str | None = None) -> tuple[str, str]:
+        """An orphan token: it must not die with (or keep alive) the broker's own token; it is revoked by accessor.
+
+        With a token role (``allowed_policies`` = the privileged policy, ``orphan = true``) the broker's own token
+        needs only ``update`` on ``auth/token/create/<role>``; without one it needs root or sudo for ``no_parent``.
+        """
+        body: dict[str, Any] = {"policies": policies, "ttl": f"{ttl}s", "explicit_max_ttl": f"{ttl}s",
+                                "renewable": False, "meta": meta, "display_name": display_name}
+        if role:
+            body = await self._call("POST", f"auth/token/create/{role}", body)
+        else:
+            body = await self._call("POST", "auth/token/create", {**body, "no_parent": True})
         auth = body.get("auth") or {}
         if not auth.get("client_token") or not auth.get("accessor"):
             raise StrongroomError("Strongroom did not return a token")

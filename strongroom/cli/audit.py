@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 import orjson
 
 from strongroom.audit.verify import verify_file
+from strongroom.cli.api_client import ApiClient, ApiError, api_client_options
 
 
 @click.group("audit")
@@ -22,14 +24,56 @@ def audit_group() -> None:
     "--head-seq", type=int, default=None, help="The device's last seq (GET sys/audit/<path>): detects cut-off lines."
 )
 @click.option("--head-hash", default=None, help="The device's last line hash (GET sys/audit/<path>).")
+@click.option(
+    "--device",
+    default=None,
+    help="The audit device that wrote FILE: the server then authenticates the file and its end (needs a token).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def verify(file: str, partial: bool, head_seq: int | None, head_hash: str | None, as_json: bool) -> None:
-    """Check FILE's hash chain; report the first line that was removed, edited, inserted or reordered."""
+@api_client_options
+def verify(
+    file: str,
+    partial: bool,
+    head_seq: int | None,
+    head_hash: str | None,
+    device: str | None,
+    as_json: bool,
+    api: ApiClient,
+) -> None:
+    """Check FILE's hash chain; report the first line that was removed, edited, inserted or reordered.
+
+    With --device, the server also authenticates the last line (its mac needs a key only the server holds, and the
+    chain ties every earlier line to it) and checks that no lines were cut off the end.
+    """
+    if device:
+        dev = device.strip("/")
+        # the head first: the file is read after it, so it holds at least every line the head counts
+        head = _api(api, "GET", f"sys/audit-chain/{dev}", None).get("head") or {}
+        head_seq, head_hash = int(head.get("seq", 0)), str(head.get("hash", ""))
     try:
         result = verify_file(file, partial=partial, head_seq=head_seq, head_hash=head_hash)
     except OSError as e:
         click.echo(f"cannot read {file}: {e.strerror}", err=True)
         sys.exit(2)
+    authenticated: bool | None = None
+    if device and result.ok and result.entries:
+        if not result.last_mac:
+            result.ok, result.line = False, result.entries
+            result.problem = f"line {result.entries}: the last entry carries no mac, so it cannot be authenticated"
+        else:
+            answer = _api(
+                api,
+                "POST",
+                f"sys/audit-chain/{device.strip('/')}",
+                {"line_sha256": result.last_unsigned_sha256, "mac": result.last_mac},
+            )
+            authenticated = bool(answer.get("valid"))
+            if not authenticated:
+                result.ok, result.line, result.seq = False, result.entries, result.last_seq
+                result.problem = (
+                    f"line {result.entries} (seq {result.last_seq}): the server did not write this entry: "
+                    "the log was forged or rewritten"
+                )
     if as_json:
         click.echo(
             orjson.dumps(
@@ -41,14 +85,23 @@ def verify(file: str, partial: bool, head_seq: int | None, head_hash: str | None
                     "line": result.line or None,
                     "seq": result.seq,
                     "problem": result.problem or None,
+                    "authenticated": authenticated,
                 }
             ).decode()
         )
     elif result.ok:
-        click.echo(result.message())
+        click.echo(result.message() + ("; authenticated by the server" if authenticated else ""))
     else:
         click.echo(f"audit chain broken: {result.message()}", err=True)
     sys.exit(0 if result.ok else 1)
+
+
+def _api(api: ApiClient, method: str, path: str, body: dict[str, str] | None) -> dict[str, Any]:
+    try:
+        return api.request(method, path, body).get("data") or {}
+    except ApiError as e:
+        click.echo(f"cannot check the audit device with the server: {e}", err=True)
+        sys.exit(2)
 
 
 def register(cli: click.Group) -> None:

@@ -171,7 +171,8 @@ class Session:
 
     def list(self, path: str) -> list[str]:
         try:
-            body = self.call("LIST", path)
+            # GET ?list=true rather than the LIST verb: some HTTP stacks in between refuse unknown verbs
+            body = self.call("GET", f"{path}?list=true")
         except ApiError as exc:
             if exc.status == 404:
                 return []

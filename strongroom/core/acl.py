@@ -5,6 +5,7 @@ prefix (looked up longest-first by the few distinct prefix lengths), and ``+`` s
 The same pattern in several policies is merged into one rule (union of capabilities; ``deny`` absorbs everything).
 Exactly one rule decides a request: an exact match, else the highest-priority non-exact match by Vault's five
 ordering rules. A broad ``deny`` does not override a more specific allow, and a specific ``deny`` beats a broader allow.
+As in Vault 2.2.2, a ``deny`` rule also matches the path case-insensitively (still subject to that priority).
 
 Identity templates (``{{identity.entity.name}}`` …) are resolved per identity. A directive that cannot be resolved,
 or whose value is empty or contains ``*``, ``+``, ``/`` (or is ``.``/``..``), drops its whole stanza: template data
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strongroom.core.logical import Operation
-from strongroom.core.policy import Policy, PathRule
+from strongroom.core.policy import PathRule, Policy
 from strongroom.framework.durations import parse_duration
 
 # --- identity ------------------------------------------------------------------------------------------------------
@@ -220,12 +221,15 @@ def has_segment_wildcards(pattern: str) -> bool:
     return pattern == "+" or "/+" in pattern or pattern.startswith("+/")
 
 
+Key = tuple[int, int, int, int, str, int, str]
+
+
 @dataclass(slots=True)
 class _SegmentRule:
     pattern: str
     parts: list[str]
     is_prefix: bool
-    key: tuple[int, int, int, int, str]  # priority: larger is preferred
+    key: Key  # priority: larger is preferred
 
     def matches(self, parts: list[str]) -> bool:
         n = len(self.parts)
@@ -242,31 +246,83 @@ class _SegmentRule:
         return True
 
 
-def segment_rule(pattern: str) -> _SegmentRule:
+def _key(first_wildcard: int, is_prefix: bool, wildcards: int, body: str, deny: bool) -> Key:
+    # Vault's order: later first wildcard, then non-glob over glob, fewer "+", longer, then lexically larger.
+    # Case-folded lexical order changes nothing between rules that match one path case-sensitively; it lets a
+    # deny that matches only case-insensitively win a tie against the allow it shadows (the tie goes to deny).
+    return (first_wildcard, 0 if is_prefix else 1, -wildcards, len(body), body.lower(), 1 if deny else 0, body)
+
+
+def segment_rule(pattern: str, deny: bool, fold: bool = False) -> _SegmentRule:
     is_prefix = pattern.endswith("*")
     body = pattern[:-1] if is_prefix else pattern
-    parts = body.split("/")
+    parts = (body.lower() if fold else body).split("/")
     wildcards = sum(1 for p in parts if p == "+")
-    # Vault's order: later first wildcard, then non-prefix over prefix, fewer "+", longer, then lexically larger.
-    key = (pattern.index("+"), 0 if is_prefix else 1, -wildcards, len(body), body)
-    return _SegmentRule(pattern, parts, is_prefix, key)
+    return _SegmentRule(pattern, parts, is_prefix, _key(pattern.index("+"), is_prefix, wildcards, body, deny))
 
 
-def prefix_key(prefix: str) -> tuple[int, int, int, int, str]:
-    return (len(prefix), 0, 0, len(prefix), prefix)
+def prefix_key(prefix: str, deny: bool) -> Key:
+    return _key(len(prefix), True, 0, prefix, deny)
+
+
+class _Index:
+    """Prefix and segment rules indexed for lookup: prefixes by the few distinct lengths, segment rules by head."""
+
+    __slots__ = ("prefix", "lengths", "by_head", "any_head")
+
+    def __init__(self) -> None:
+        self.prefix: dict[str, tuple[str, Permissions]] = {}
+        self.lengths: list[int] = []
+        # segment rules by their first segment (which must equal the path's), and those starting with "+"
+        self.by_head: dict[str, list[tuple[_SegmentRule, Permissions]]] = {}
+        self.any_head: list[tuple[_SegmentRule, Permissions]] = []
+
+    def add_segment(self, rule: _SegmentRule, perms: Permissions) -> None:
+        # a first segment is compared literally unless it is "+" (a glob only ever ends the last segment, and a
+        # one-segment segment rule is "+" itself)
+        if rule.parts[0] == "+":
+            self.any_head.append((rule, perms))
+        else:
+            self.by_head.setdefault(rule.parts[0], []).append((rule, perms))
+
+    def finish(self) -> None:
+        self.lengths = sorted({len(p) for p in self.prefix}, reverse=True)
+
+    def longest_prefix(self, path: str) -> tuple[str, Permissions] | None:
+        n = len(path)
+        for length in self.lengths:
+            if length <= n:
+                hit = self.prefix.get(path[:length])
+                if hit is not None:
+                    return hit
+        return None
+
+    def segment_matches(
+        self, parts: list[str], shadow: Mapping[str, Any]
+    ) -> Iterable[tuple[_SegmentRule, Permissions]]:
+        for bucket in (self.by_head.get(parts[0], ()), self.any_head):
+            for rule, perms in bucket:
+                if rule.pattern not in shadow and rule.matches(parts):
+                    yield rule, perms
 
 
 class RuleSet:
-    """The rules of some set of policies, merged per pattern and indexed for lookup."""
+    """The rules of some set of policies, merged per pattern and indexed for lookup.
 
-    __slots__ = ("exact", "prefix", "segment", "_lengths", "_segments")
+    Besides the rules themselves it keeps the ``deny`` rules case-folded: since Vault 2.2.2 an explicit deny also
+    matches the requested path case-insensitively (a deny on ``secret/data/example`` covers ``secret/data/EXAMPLE``),
+    still subject to the usual priority.
+    """
+
+    __slots__ = ("exact", "prefix", "segment", "_index", "_folded_exact", "_folded")
 
     def __init__(self) -> None:
         self.exact: dict[str, Permissions] = {}
         self.prefix: dict[str, Permissions] = {}
         self.segment: dict[str, Permissions] = {}
-        self._lengths: list[int] = []
-        self._segments: list[tuple[_SegmentRule, Permissions]] = []
+        self._index = _Index()
+        self._folded_exact: dict[str, tuple[str, Permissions]] = {}
+        self._folded = _Index()
 
     def table_for(self, pattern: str) -> tuple[dict[str, Permissions], str]:
         if has_segment_wildcards(pattern):
@@ -284,23 +340,47 @@ class RuleSet:
         table[key] = merge(existing, rule, policy)
 
     def freeze(self) -> RuleSet:
-        self._lengths = sorted({len(p) for p in self.prefix}, reverse=True)
-        self._segments = [(segment_rule(p), perms) for p, perms in self.segment.items()]
+        for pattern, perms in self.exact.items():
+            if perms.is_deny:
+                self._folded_exact[pattern.lower()] = (pattern, perms)
+        for prefix, perms in self.prefix.items():
+            self._index.prefix[prefix] = (prefix, perms)
+            if perms.is_deny:
+                self._folded.prefix[prefix.lower()] = (prefix, perms)
+        for pattern, perms in self.segment.items():
+            self._index.add_segment(segment_rule(pattern, perms.is_deny), perms)
+            if perms.is_deny:
+                self._folded.add_segment(segment_rule(pattern, True, fold=True), perms)
+        self._index.finish()
+        self._folded.finish()
         return self
 
-    def longest_prefix(self, path: str) -> tuple[str, Permissions] | None:
-        n = len(path)
-        for length in self._lengths:
-            if length <= n:
-                perms = self.prefix.get(path[:length])
-                if perms is not None:
-                    return path[:length], perms
-        return None
+    def folded_exact(self, lowered: str) -> tuple[str, Permissions] | None:
+        return self._folded_exact.get(lowered) if self._folded_exact else None
 
-    def segment_matches(self, parts: list[str], shadow: Mapping[str, Any]) -> Iterable[tuple[_SegmentRule, Permissions]]:
-        for rule, perms in self._segments:
-            if rule.pattern not in shadow and rule.matches(parts):
-                yield rule, perms
+    @property
+    def has_segments(self) -> bool:
+        return bool(self.segment)
+
+    def candidates(
+        self, path: str, lowered: str, parts: list[str] | None, lowered_parts: list[str] | None,
+        shadow: Mapping[str, Any],
+    ) -> Iterable[tuple[Key, str, Permissions]]:
+        """Every non-exact rule of this layer that could govern ``path``: the longest prefix, the longest
+        case-folded deny prefix, and the matching segment rules (plain and case-folded denies)."""
+        hit = self._index.longest_prefix(path)
+        if hit is not None:
+            yield prefix_key(hit[0], hit[1].is_deny), hit[0] + "*", hit[1]
+        if self._folded.lengths:
+            hit = self._folded.longest_prefix(lowered)
+            if hit is not None:
+                yield prefix_key(hit[0], True), hit[0] + "*", hit[1]
+        if parts is not None and self.segment:
+            for rule, perms in self._index.segment_matches(parts, shadow):
+                yield rule.key, rule.pattern, perms
+            if lowered_parts is not None:
+                for rule, perms in self._folded.segment_matches(lowered_parts, shadow):
+                    yield rule.key, rule.pattern, perms
 
 
 # --- the ACL -------------------------------------------------------------------------------------------------------
@@ -351,42 +431,47 @@ class ACL:
 
     # lookup -------------------------------------------------------------------------------------------------------
 
-    def _exact(self, path: str) -> Permissions | None:
+    def _exact(self, path: str) -> tuple[str, Permissions] | None:
+        lowered = path.lower()
+        for layer in self.layers:  # a case-folded deny is as exact as the exact rule it shadows, and deny wins
+            hit = layer.folded_exact(lowered)
+            if hit is not None:
+                return hit
         for layer in self.layers:
             perms = layer.exact.get(path)
             if perms is not None:
-                return perms
+                return path, perms
         return None
 
-    def _best_non_exact(self, path: str) -> tuple[tuple[Any, ...], str, Permissions] | None:
-        best: tuple[tuple[Any, ...], str, Permissions] | None = None
-        for layer in self.layers:  # the longest prefix over all layers; an upper layer wins a tie (it is merged)
-            hit = layer.longest_prefix(path)
-            if hit is not None and (best is None or len(hit[0]) > len(best[1]) - 1):
-                best = (prefix_key(hit[0]), hit[0] + "*", hit[1])
-        if any(layer.segment for layer in self.layers):
+    def _best_non_exact(self, path: str) -> tuple[Key, str, Permissions] | None:
+        best: tuple[Key, str, Permissions] | None = None
+        lowered = path.lower()
+        parts = lowered_parts = None
+        if any(layer.has_segments for layer in self.layers):
             parts = path.split("/")
-            # at most two layers (overlay, base): the base's rule for a pattern the overlay merged is shadowed
-            shadow: Mapping[str, Any] = _EMPTY
-            for layer in self.layers:
-                for rule, perms in layer.segment_matches(parts, shadow):
-                    if best is None or rule.key > best[0]:
-                        best = (rule.key, rule.pattern, perms)
-                shadow = layer.segment
+            lowered_parts = lowered.split("/") if lowered != path else parts
+        # at most two layers (overlay, base): the base's segment rule for a pattern the overlay merged is shadowed;
+        # for prefixes the overlay's merged rule wins the tie on equal keys because it is seen first
+        shadow: Mapping[str, Any] = _EMPTY
+        for layer in self.layers:
+            for candidate in layer.candidates(path, lowered, parts, lowered_parts, shadow):
+                if best is None or candidate[0] > best[0]:
+                    best = candidate
+            shadow = layer.segment
         return best
 
     def match(self, path: str, is_list: bool) -> tuple[str, Permissions] | None:
         """The one rule that governs ``path`` (pattern as written, permissions), or None."""
         while path.startswith("/"):
             path = path[1:]
-        perms = self._exact(path)
-        if perms is not None:
-            return path, perms
+        hit = self._exact(path)
+        if hit is not None:
+            return hit
         trimmed = path[:-1] if path.endswith("/") else path
         if is_list and trimmed != path:
-            perms = self._exact(trimmed)
-            if perms is not None:
-                return trimmed, perms
+            hit = self._exact(trimmed)
+            if hit is not None:
+                return hit
         best = self._best_non_exact(path)
         if is_list and trimmed != path:
             # A LIST of "foo/" is also governed by rules for "foo". Take the most specific rule over both forms, so
@@ -416,10 +501,15 @@ class ACL:
         *, wrap_ttl: int | None = None,
     ) -> AclDecision:
         if self.root:
-            return AclDecision(True, ("root",), "root token", root_privs=True, is_root=True, granting_policies=("root",))
+            return AclDecision(
+                True, ("root",), "root token", root_privs=True, is_root=True, granting_policies=("root",)
+            )
         if op is Operation.HELP:
             return AclDecision(True, reason="help is always allowed")
-        hit = self.match(path, is_list=op is Operation.LIST)
+        is_list = op is Operation.LIST
+        if is_list and not path.endswith("/"):
+            path += "/"  # a LIST is always of a folder (the HTTP layer does this too; defence in depth)
+        hit = self.match(path, is_list)
         if hit is None:
             return AclDecision(False, reason="no policy grants access to this path")
         pattern, perms = hit

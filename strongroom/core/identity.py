@@ -238,6 +238,11 @@ class IdentityStore:
         self._remember(self._policies, entity_id, result)
         return list(result)
 
+    async def entity_enabled(self, entity_id: str) -> bool:
+        """False when the entity exists and is disabled: its tokens must not be usable (Vault's rule)."""
+        rec = await self.entity(entity_id) if entity_id else None
+        return rec is None or not rec.get("disabled")
+
     async def template_context(self, entity_id: str) -> IdentityContext | None:
         """What ``{{identity.…}}`` in a policy path may refer to; None when the token has no (enabled) entity."""
         from strongroom.core.acl import AliasInfo, GroupInfo, IdentityContext

@@ -58,7 +58,7 @@ _PATH_KEYS = frozenset(
 _UNENFORCED_KEYS = ("mfa_methods", "control_group", "list_scan_response_keys_filter_path", "subscribe_event_types")
 
 _HCL_OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=True, preserve_heredocs=False)
-MAX_POLICY_BYTES = 1 << 20
+MAX_POLICY_BYTES = 256 * 1024
 
 
 class PolicyError(ValueError):
@@ -232,7 +232,9 @@ def _hcl_string(value: str, where: str) -> str:
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
         inner = value[1:-1]
         if "${" in inner or "%{" in inner:
-            raise PolicyError(f"failed to parse policy: {where}: interpolation and template directives are not supported")
+            raise PolicyError(
+                f"failed to parse policy: {where}: interpolation and template directives are not supported"
+            )
         return process_escape_sequences(inner)
     if value.startswith("${"):
         raise PolicyError(f"failed to parse policy: {where}: expressions are not supported, use a literal value")
@@ -252,7 +254,13 @@ def _from_hcl(value: Any, where: str) -> Any:
             if k == "__is_block__":
                 continue
             key = _hcl_string(k, where) if k.startswith('"') else k
-            out[key] = _from_hcl(v, f"{where}.{key}" if where != "policy" else key)
+            if where == "policy":
+                child = key
+            elif where == "path":
+                child = f'path "{key}"'
+            else:
+                child = f"{where}, {key}"
+            out[key] = _from_hcl(v, child)
         return out
     return value  # int, float, bool, None
 

@@ -114,7 +114,7 @@ class FieldData:
             if name in params:
                 continue
             f = schema.get(name)
-            if f is None:
+            if f is None or value is None:  # JSON null means "not given", as Vault's clients send it
                 continue
             coerced = _coerce(name, f.type, value)
             if f.allowed is not None and coerced not in f.allowed:

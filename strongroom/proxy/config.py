@@ -1,22 +1,22 @@
 """The staff proxy's configuration file (TOML)::
 
-    listen = "127.0.0.1:8300"
-    upstream = "https://strongroom.internal:8200"
-    upstream_ca_cert = "/etc/ssl/strongroom.pem"     # optional
-    # the proxy's own Strongroom identity: its ServiceAccount (kubernetes login) or a token file
-    login = "kubernetes"                              # or "token" with token_file / $STRONGROOM_PROXY_TOKEN
-    token_file = "/run/secrets/proxy-token"
-    child_policies = ["web-user"]
-    child_ttl = "5m"
-    cookie_secure = true                              # the UI cookie only over HTTPS
+listen = "127.0.0.1:8300"
+upstream = "https://strongroom.internal:8200"
+upstream_ca_cert = "/etc/ssl/strongroom.pem"     # optional
+# the proxy's own Strongroom identity: its ServiceAccount (kubernetes login) or a token file
+login = "kubernetes"                              # or "token" with token_file / $STRONGROOM_PROXY_TOKEN
+token_file = "/run/secrets/proxy-token"
+child_policies = ["web-user"]
+child_ttl = "5m"
+cookie_secure = true                              # the UI cookie only over HTTPS
 
-    [idp]
-    issuer = "https://idp.example.com"
-    audience = "strongroom"
-    jwks_url = "https://idp.example.com/.well-known/jwks.json"   # or jwks_file = "..."
-    user_claim = "sub"
-    algorithms = ["RS256", "ES256"]
-    leeway = 30
+[idp]
+issuer = "https://idp.example.com"
+audience = "strongroom"
+jwks_url = "https://idp.example.com/.well-known/jwks.json"   # or jwks_file = "..."
+user_claim = "sub"
+algorithms = ["RS256", "ES256"]
+leeway = 30
 """
 
 from __future__ import annotations

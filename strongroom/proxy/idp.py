@@ -1,4 +1,4 @@
-"""Verifies the company IdP's tokens: signature against its JWKS, issuer, audience, expiry. Nothing else gets through."""
+"""Verifies the company IdP's tokens: signature against its JWKS, issuer, audience, expiry. Nothing else passes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +28,10 @@ class StaffUser:
     expires_at: float
 
 
+def _read_text(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
 class IdpVerifier:
     def __init__(self, cfg: IdpConfig, http: httpx.AsyncClient | None = None) -> None:
         self.cfg = cfg
@@ -40,8 +45,7 @@ class IdpVerifier:
             if self._keys and (not force or time.monotonic() - self._fetched < _REFRESH_MIN_INTERVAL):
                 return
             if self.cfg.jwks_file:
-                with open(self.cfg.jwks_file, encoding="utf-8") as f:
-                    doc = json.load(f)
+                doc = json.loads(await asyncio.to_thread(_read_text, self.cfg.jwks_file))
             else:
                 assert self.cfg.jwks_url
                 resp = await self._http.get(self.cfg.jwks_url)

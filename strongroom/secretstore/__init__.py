@@ -7,14 +7,16 @@
 The pod's ServiceAccount token is the only credential: the library logs in with the ``kubernetes`` auth method, keeps
 and renews the token, retries transient failures with jittered exponential backoff, and raises :class:`SecretNotFound`,
 :class:`PermissionDenied` or :class:`Unavailable`. ``await secretstore.aio.path(...).string()`` is the asyncio form.
+``secretstore.database_credentials("rw")`` keeps short-lived database credentials renewed.
 """
 
 from __future__ import annotations
 
 import threading
 
-from strongroom.secretstore import aio
+from strongroom.secretstore import aio, database
 from strongroom.secretstore.client import Client, SecretPath
+from strongroom.secretstore.database import database_credentials
 from strongroom.secretstore.errors import (
     ConfigurationError,
     PermissionDenied,
@@ -55,6 +57,8 @@ __all__ = [
     "Settings",
     "Unavailable",
     "aio",
+    "database",
+    "database_credentials",
     "default_client",
     "path",
     "ready",

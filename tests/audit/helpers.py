@@ -37,3 +37,8 @@ def context(**overrides: Any) -> AuditContext:
 
 def read_entries(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import stat
 from pathlib import Path
@@ -15,7 +14,9 @@ from strongroom.audit.verify import verify_file
 from strongroom.core.barrier import Barrier
 from strongroom.core.logical import InvalidRequest
 
-from .helpers import ACCESSOR, SECRET, TOKEN, context, read_entries
+from .helpers import ACCESSOR, SECRET, TOKEN, append, context, read_entries
+
+HAVE_DEV_FULL = Path("/dev/full").exists()
 
 
 async def enable_file(broker: AuditBroker, file: Path, path: str = "file", **options: str) -> None:
@@ -36,8 +37,13 @@ async def test_request_and_response_entries_are_vault_shaped_and_chained(broker:
     await broker.log_request(ctx)
     await broker.log_response(
         ctx,
-        {"request_id": "req-1", "lease_id": "", "data": {"value": SECRET, "count": 3}, "warnings": ["careful"],
-         "auth": {"client_token": "hvs.new-login-token-secret", "accessor": "new-accessor-1", "policies": ["a"]}},
+        {
+            "request_id": "req-1",
+            "lease_id": "",
+            "data": {"value": SECRET, "count": 3},
+            "warnings": ["careful"],
+            "auth": {"client_token": "hvs.new-login-token-secret", "accessor": "new-accessor-1", "policies": ["a"]},
+        },
         None,
     )
     req, resp = read_entries(log)
@@ -184,7 +190,7 @@ async def test_fail_closed_when_the_only_device_cannot_write(
     folder.mkdir()
     log = folder / "audit.log"
     if breakage == "disk-full":
-        if not os.path.exists("/dev/full"):
+        if not HAVE_DEV_FULL:
             pytest.skip("no /dev/full")
         await enable_file(broker, Path("/dev/full"), mode="0")
     else:
@@ -279,8 +285,7 @@ async def test_a_half_written_last_line_stays_visible_after_restart(
     await enable_file(broker, log)
     await broker.log_request(context())
     await broker.stop()
-    with open(log, "ab") as f:
-        f.write(b'{"time":"2026-01-01T00:00:00Z","type":"requ')  # a crash mid-line
+    append(log, b'{"time":"2026-01-01T00:00:00Z","type":"requ')  # a crash mid-line
     again = AuditBroker(barrier.view("sys/audit/"))
     await again.load()
     try:
@@ -291,3 +296,60 @@ async def test_a_half_written_last_line_stays_visible_after_restart(
     assert len(lines) == 3
     result = verify_file(str(log))
     assert not result.ok and result.line == 2
+
+
+async def test_lines_cut_off_the_end_while_down_show_up_as_a_gap(
+    barrier: Barrier, broker: AuditBroker, tmp_path: Path
+) -> None:
+    log = tmp_path / "audit.log"
+    await enable_file(broker, log)
+    for _ in range(5):
+        await broker.log_request(context())
+    await broker.stop()  # saves the chain head behind the barrier
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:3]))  # someone trims the last two entries while the server is down
+    again = AuditBroker(barrier.view("sys/audit/"))
+    await again.load()
+    try:
+        await again.log_request(context())
+    finally:
+        await again.stop()
+    result = verify_file(str(log))
+    assert not result.ok and result.line == 4 and result.seq == 6
+    assert "removed" in result.problem and "seq 4..5" in result.problem
+
+
+async def test_a_file_rotated_while_down_continues_the_chain(
+    barrier: Barrier, broker: AuditBroker, tmp_path: Path
+) -> None:
+    log = tmp_path / "audit.log"
+    await enable_file(broker, log)
+    for _ in range(3):
+        await broker.log_request(context())
+    await broker.stop()
+    log.rename(tmp_path / "audit.log.1")
+    again = AuditBroker(barrier.view("sys/audit/"))
+    await again.load()
+    try:
+        await again.log_request(context())
+    finally:
+        await again.stop()
+    assert [e["seq"] for e in read_entries(log)] == [4]
+    assert verify_file(str(log), partial=True).ok
+    old = verify_file(str(tmp_path / "audit.log.1"))
+    assert old.ok and read_entries(log)[0]["prev_hash"] == old.last_hash
+
+
+async def test_fsync_modes(broker: AuditBroker, tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequest, match="fsync"):
+        await enable_file(broker, tmp_path / "x.log", path="x", fsync="sometimes")
+    await enable_file(broker, tmp_path / "always.log", path="always", fsync="always")
+    await enable_file(broker, tmp_path / "never.log", path="never", fsync="never")
+    await broker.log_request(context())
+    assert len(read_entries(tmp_path / "always.log")) == 1 and len(read_entries(tmp_path / "never.log")) == 1
+
+
+async def test_two_devices_cannot_share_one_file(broker: AuditBroker, tmp_path: Path) -> None:
+    await enable_file(broker, tmp_path / "a.log", path="a")
+    with pytest.raises(InvalidRequest, match="already writes to"):
+        await enable_file(broker, tmp_path / "sub" / ".." / "a.log", path="b")

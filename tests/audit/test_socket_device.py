@@ -26,8 +26,8 @@ class Collector:
         while line := await reader.readline():
             self.lines.append(line)
 
-    async def wait_for(self, count: int, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, count: int) -> None:
+        deadline = time.monotonic() + 5.0
         while len(self.lines) < count:
             assert time.monotonic() < deadline, f"only {len(self.lines)} of {count} lines arrived"
             await asyncio.sleep(0.01)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -13,7 +15,7 @@ from strongroom.audit import AuditBroker
 from strongroom.audit.verify import verify_file
 from strongroom.cli.audit import audit_group
 
-from .helpers import context
+from .helpers import append, context
 
 N = 8
 
@@ -141,8 +143,7 @@ async def test_garbage_and_truncated_lines(log: Path) -> None:
     result = verify_file(str(log))
     assert not result.ok and result.line == 3
     write_lines(log, lines)
-    with open(log, "ab") as f:
-        f.write(lines[0][:20])
+    append(log, lines[0][:20])
     result = verify_file(str(log))
     assert not result.ok and result.line == N + 1 and "truncated" in result.problem
 
@@ -151,3 +152,57 @@ async def test_json_output(log: Path) -> None:
     out = run_cli(log, "--json")
     assert out.exit_code == 0
     assert orjson.loads(out.output)["entries"] == N
+
+
+async def test_a_rewritten_chain_is_caught_with_the_device_head(broker: AuditBroker, log: Path) -> None:
+    """SHA-256 needs no key: a forger can recompute every later prev_hash. The server's head still knows."""
+    head = broker.head("file")
+    lines = lines_of(log)
+    doc = orjson.loads(lines[2])
+    doc["request"]["path"] = "secret/data/innocent"
+    lines[2] = orjson.dumps(doc)
+    for i in range(3, len(lines)):
+        later = orjson.loads(lines[i])
+        later["prev_hash"] = hashlib.sha256(lines[i - 1]).hexdigest()
+        lines[i] = orjson.dumps(later)
+    write_lines(log, lines)
+    assert verify_file(str(log)).ok
+    result = verify_file(str(log), head_seq=head["seq"], head_hash=head["hash"])
+    assert not result.ok and result.line == N and "does not match" in result.problem
+
+
+def test_console_script(tmp_path: Path) -> None:
+    good = tmp_path / "empty.log"
+    good.write_bytes(b"")
+    ok = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "audit", "verify", str(good)], capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and "0 entries, chain intact" in ok.stdout
+    bad = tmp_path / "bad.log"
+    bad.write_bytes(b'{"seq": 2, "prev_hash": "' + b"0" * 64 + b'"}\n')
+    broken = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "audit", "verify", str(bad)], capture_output=True, text=True
+    )
+    assert broken.returncode == 1 and "line 1" in broken.stderr and "seq 2" in broken.stderr
+
+
+async def test_only_the_server_can_vouch_for_the_last_line(broker: AuditBroker, log: Path) -> None:
+    result = verify_file(str(log))
+    assert result.last_mac.startswith("hmac-sha256:")
+    assert broker.check_line("file", result.last_unsigned_sha256, result.last_mac)
+    # sys/audit-hash is an HMAC oracle for whoever may call it; it must not produce chain MACs
+    assert broker.hash("file", result.last_unsigned_sha256) != result.last_mac
+
+    lines = lines_of(log)
+    doc = orjson.loads(lines[1])
+    doc["response"]["data"] = {"n": "hmac-sha256:" + "0" * 64}
+    lines[1] = orjson.dumps(doc)
+    for i in range(2, len(lines)):
+        later = orjson.loads(lines[i])
+        later["prev_hash"] = hashlib.sha256(lines[i - 1]).hexdigest()
+        lines[i] = orjson.dumps(later)
+    write_lines(log, lines)
+    forged = verify_file(str(log))
+    assert forged.ok  # the keyless chain was recomputed…
+    # …but the last line no longer reads as the server signed it
+    assert not broker.check_line("file", forged.last_unsigned_sha256, forged.last_mac)

@@ -40,6 +40,8 @@ class CassandraNode:
             protocol_version=5,
             auth_provider=PlainTextAuthProvider(username or self.username, password or self.password),
             connect_timeout=10,
+            schema_metadata_enabled=False,
+            token_metadata_enabled=False,
         )
         try:
             return cluster.connect(keyspace)

@@ -7,9 +7,9 @@ import re
 import time
 
 import pytest
-from harness import KV
 
 from strongroom.core.logical import Operation
+from tests.kv.harness import KV
 
 RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 
@@ -255,3 +255,22 @@ async def test_traversal_and_empty_segments_are_refused(kv: KV, bad: str) -> Non
 async def test_trailing_slash_is_not_a_key(kv: KV) -> None:
     res = await kv.put("folder/", {"v": 1})
     assert res.status == 404  # unsupported path, as Vault's data/ pattern refuses a trailing slash
+
+
+def _nested(levels: int) -> dict:
+    node: dict = {"leaf": "v"}
+    for _ in range(levels - 1):
+        node = {"n": node}
+    return node
+
+
+async def test_deeply_nested_data_is_refused_not_crashed(kv: KV) -> None:
+    assert (await kv.put("deep", _nested(100))).status == 200
+    res = await kv.put("deep", _nested(101))
+    assert res.status == 400 and "nested too deeply" in res.error
+    res = await kv.patch("data/deep", {"data": _nested(400)})
+    assert res.status == 400 and "nested too deeply" in res.error
+    # a patch whose result would be too deep is refused as well
+    res = await kv.patch("data/deep", {"data": {"n": _nested(100)}})
+    assert res.status == 400
+    assert (await kv.read("metadata/deep")).data["current_version"] == 1  # type: ignore[index]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from harness import KV
+
+from tests.kv.harness import KV
 
 
 @pytest.fixture
@@ -65,7 +66,9 @@ async def test_metadata_write_warns_when_mount_mandates_cas(kv: KV) -> None:
     await kv.write("config", {"cas_required": True})
     res = await kv.write("metadata/w", {"cas_required": False})
     assert res.status == 200
-    assert res.warnings == ['"cas_required" set to false, but is mandated by backend config. This value will be ignored.']
+    assert res.warnings == [
+        '"cas_required" set to false, but is mandated by backend config. This value will be ignored.'
+    ]
 
 
 async def test_metadata_patch(kv: KV) -> None:
@@ -73,7 +76,9 @@ async def test_metadata_patch(kv: KV) -> None:
     assert res.status == 404 and res.data is None
     await kv.put("p", {"a": 1})
     await kv.write("metadata/p", {"custom_metadata": {"keep": "1", "drop": "2"}, "max_versions": 7})
-    assert (await kv.patch("metadata/p", {"custom_metadata": {"drop": None, "add": "3"}, "cas_required": True})).status == 204
+    assert (
+        await kv.patch("metadata/p", {"custom_metadata": {"drop": None, "add": "3"}, "cas_required": True})
+    ).status == 204
     meta = (await kv.read("metadata/p")).data
     assert meta is not None
     assert meta["custom_metadata"] == {"keep": "1", "add": "3"}
@@ -127,12 +132,16 @@ async def test_custom_metadata_limits(kv: KV) -> None:
     res = await kv.write("metadata/c", {"custom_metadata": too_many})
     assert res.status == 400
     assert res.errors == [
-        "1 error occurred:\n\t* custom_metadata validation failed: payload must contain at most 64 keys, provided 65\n\n"
+        "1 error occurred:\n\t* custom_metadata validation failed: "
+        "payload must contain at most 64 keys, provided 65\n\n"
     ]
     res = await kv.write("metadata/c", {"custom_metadata": {"k" * 129: "v", "e": ""}})
     assert res.status == 400
     assert res.errors[0].startswith("2 errors occurred:\n\t* ")
-    assert 'custom_metadata validation failed: length of value for key "e" is 0 but must be 0 < len(value) <= 512' in res.error
+    assert (
+        'custom_metadata validation failed: length of value for key "e" is 0 but must be 0 < len(value) <= 512'
+        in res.error
+    )
     assert f'length of key "{"k" * 129}" is 129 but must be 0 < len(key) <= 128' in res.error
     res = await kv.write("metadata/c", {"custom_metadata": {"ok": "bell\x07"}})
     assert 'value for key "ok" contains unprintable characters' in res.error
@@ -147,8 +156,14 @@ async def test_custom_metadata_limits(kv: KV) -> None:
 async def test_config_defaults_write_and_durations(kv: KV) -> None:
     res = await kv.read("config")
     assert res.data == {"max_versions": 0, "cas_required": False, "delete_version_after": "0s"}
-    assert (await kv.write("config", {"max_versions": 4, "cas_required": True, "delete_version_after": 12319})).status == 204
-    assert (await kv.read("config")).data == {"max_versions": 4, "cas_required": True, "delete_version_after": "3h25m19s"}
+    assert (
+        await kv.write("config", {"max_versions": 4, "cas_required": True, "delete_version_after": 12319})
+    ).status == 204
+    assert (await kv.read("config")).data == {
+        "max_versions": 4,
+        "cas_required": True,
+        "delete_version_after": "3h25m19s",
+    }
     await kv.write("config", {"delete_version_after": "768h"})
     assert (await kv.read("config")).data["delete_version_after"] == "768h0m0s"  # type: ignore[index]
     await kv.write("config", {"delete_version_after": "-5m"})

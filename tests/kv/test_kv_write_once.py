@@ -1,13 +1,15 @@
-"""``write_once=true`` mounts: a key takes exactly one version; every change after that is refused and changes nothing."""
+"""``write_once=true`` mounts: a key takes one version; every later change is refused and changes nothing."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from harness import KV
 
 from strongroom.core.logical import InvalidRequest
+from strongroom.engines.kv.backend import KVBackend
+from strongroom.framework import BackendContext
+from tests.kv.harness import KV
 
 ONE_VERSION = 'this mount is write-once: version 1 of "db/password" already exists; write a new key instead'
 
@@ -25,7 +27,7 @@ async def _unchanged(kv: KV) -> None:
     assert got.data["data"] == {"data": "hunter2"}  # type: ignore[index]
     meta = (await kv.read("metadata/db/password")).data
     assert meta is not None and meta["current_version"] == 1 and list(meta["versions"]) == ["1"]
-    assert meta["versions"]["1"] == {**meta["versions"]["1"], "deletion_time": "", "destroyed": False}
+    assert meta["versions"]["1"]["deletion_time"] == "" and meta["versions"]["1"]["destroyed"] is False
     assert meta["max_versions"] == 0 and meta["delete_version_after"] == "0s"
 
 
@@ -47,7 +49,9 @@ async def test_patch_is_refused(kv: KV) -> None:
 async def test_version_operations_are_refused(kv: KV, verb: str) -> None:
     res = await kv.write(f"{verb}/db/password", {"versions": [1]})
     assert res.status == 400
-    assert res.errors == ['this mount is write-once: versions of "db/password" cannot be deleted, undeleted or destroyed']
+    assert res.errors == [
+        'this mount is write-once: versions of "db/password" cannot be deleted, undeleted or destroyed'
+    ]
     await _unchanged(kv)
 
 
@@ -103,9 +107,31 @@ async def test_option_values() -> None:
     normal = await KV.create({"write_once": "false"})
     await normal.put("k", {"v": 1})
     assert (await normal.put("k", {"v": 2})).status == 200
+    # the mount and tune endpoints ask the engine before storing options...
     with pytest.raises(InvalidRequest):
-        await KV.create({"write_once": "perhaps"})
+        KVBackend.validate_options({"version": "2", "write_once": "perhaps"})
+    KVBackend.validate_options({"version": "2", "write_once": "false"})
+    # ...and a value that got stored anyway fails safe instead of keeping the server from unsealing
+    odd = await KV.create({"write_once": "perhaps"})
+    await odd.put("k", {"v": 1})
+    assert "write-once" in (await odd.put("k", {"v": 2})).error
     # a tune of the mount options takes effect without a remount
     normal.backend.ctx.options["write_once"] = "true"
     assert (await normal.put("k", {"v": 3})).status == 400
     assert (await normal.delete("metadata/k")).status == 400
+
+
+async def test_write_once_cannot_be_tuned_away(kv: KV) -> None:
+    kv.backend.ctx.options["write_once"] = "false"
+    assert (await kv.put("db/password", {"data": "after-tune"})).errors == [ONE_VERSION]
+    # nor by a remount or restart over the same storage with the option dropped
+    fresh = KVBackend(
+        BackendContext(
+            storage=kv.view, mount_path="secret/", mount_type="kv", mount_accessor="kv_x", options={"version": "2"}
+        )
+    )
+    await fresh.initialize()
+    kv.backend = fresh
+    assert (await kv.put("db/password", {"data": "after-restart"})).errors == [ONE_VERSION]
+    assert (await kv.write("destroy/db/password", {"versions": [1]})).status == 400
+    await _unchanged(kv)

@@ -59,6 +59,8 @@ def paths(b: KubernetesBackend) -> list[Path]:
         host = (fd.get("kubernetes_host") or "").strip()
         if not host:
             raise InvalidRequest("no host provided")
+        if "://" in host and not host.lower().startswith(("https://", "http://")):
+            raise InvalidRequest("kubernetes_host must be a host, host:port or an http(s) URL")
         ca = fd.get("kubernetes_ca_cert") or ""
         if ca:
             _check_ca(ca)

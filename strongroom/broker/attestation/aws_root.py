@@ -1,7 +1,7 @@
 """The public AWS Nitro Enclaves root certificate (AWS_NitroEnclaves_Root-G1, CN=aws.nitro-enclaves, valid to 2049).
 
-Published by AWS at https://aws-nitro-enclaves.amazonaws.com/AWS_NitroEnclaves_Root-G1.zip; its DER SHA-256 fingerprint is
-pinned below and checked on load so a corrupted constant can never become a trust anchor.
+Published by AWS at https://aws-nitro-enclaves.amazonaws.com/AWS_NitroEnclaves_Root-G1.zip; its DER SHA-256
+fingerprint is pinned below and checked on load so a corrupted constant can never become a trust anchor.
 """
 
 from __future__ import annotations

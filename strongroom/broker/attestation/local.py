@@ -21,7 +21,8 @@ class LocalAttestor:
     def __init__(self, measurement_hex: str, *, insecure: bool = False) -> None:
         if insecure is not True:
             raise InsecureAttestorRefused(
-                "the local attestor proves nothing about the running build; set insecure = true to use it in development"
+                "the local attestor proves nothing about the running build; "
+                "set insecure = true to use it in development"
             )
         measurement = bytes.fromhex(measurement_hex)
         if len(measurement) != 48:

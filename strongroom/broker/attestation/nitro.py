@@ -42,7 +42,8 @@ def _parse_payload(payload: bytes) -> dict[str, object]:
     if not isinstance(pcrs, dict) or not 1 <= len(pcrs) <= 32:
         raise AttestationError("attestation payload has no PCRs")
     for idx, value in pcrs.items():
-        if not isinstance(idx, int) or not 0 <= idx < 32 or not isinstance(value, bytes) or len(value) not in _PCR_SIZES:
+        bad_index = not isinstance(idx, int) or not 0 <= idx < 32
+        if bad_index or not isinstance(value, bytes) or len(value) not in _PCR_SIZES:
             raise AttestationError("attestation payload has a malformed PCR")
     if not isinstance(doc.get("certificate"), bytes):
         raise AttestationError("attestation payload lacks the signing certificate")
@@ -81,7 +82,9 @@ def _check_cert(cert: x509.Certificate, now: dt.datetime, *, ca: bool, below: in
         raise AttestationError("the attestation signing certificate is not an end-entity signing certificate")
 
 
-def _verify_chain(leaf: x509.Certificate, bundle: list[bytes], roots: Sequence[x509.Certificate], now: dt.datetime) -> str:
+def _verify_chain(
+    leaf: x509.Certificate, bundle: list[bytes], roots: Sequence[x509.Certificate], now: dt.datetime
+) -> str:
     root_der = bundle[0]
     trusted = [r for r in roots if hmac.compare_digest(r.public_bytes(Encoding.DER), root_der)]
     if not trusted:

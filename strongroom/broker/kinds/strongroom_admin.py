@@ -19,6 +19,7 @@ class StrongroomAdminKind:
             raise KindError("a strongroom-admin kind needs policy = \"<privileged policy>\"")
         self._client = client
         self._policy = policy
+        self._role = options.get("token_role") or None
 
     def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         return no_params(params)
@@ -30,7 +31,7 @@ class StrongroomAdminKind:
                 "mpa_approvers": ",".join(approver_names(req)), "mpa_break_glass": str(req.break_glass).lower()}
         try:
             token, accessor = await self._client.create_token(
-                policies=[self._policy], ttl=ttl, meta=meta, display_name=f"mpa-{req.id}"
+                policies=[self._policy], ttl=ttl, meta=meta, display_name=f"mpa-{req.id}", role=self._role
             )
         except StrongroomError as exc:
             raise KindError(str(exc)) from None

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from strongroom.core.logical import InvalidRequest, Operation, Request, Response
+from strongroom.audit import AuditFailure
+from strongroom.core.logical import InvalidRequest, LogicalError, Operation, Request, Response
 from strongroom.framework import FieldData, Path
 from strongroom.framework.fields import Field, FieldType
 
@@ -32,17 +33,25 @@ def paths(core: Core) -> list[Path]:
         )
 
     async def read_device(req: Request, fd: FieldData) -> Response:
-        path = fd.get("path").strip("/") + "/"
-        device = core.audit.list().get(path)
-        if device is None:
-            raise InvalidRequest(f"unknown audit device: {path.rstrip('/')}")
-        return Response(data={**device, "head": core.audit.head(path)})
+        path = fd.get("path").strip().strip("/") + "/"
+        head = core.audit.head(path)  # 400 for an unknown device
+        return Response(data={**core.audit.list()[path], "head": head})
 
     async def disable(req: Request, fd: FieldData) -> None:
         await core.audit.disable(fd.get("path"))
 
     async def audit_hash(req: Request, fd: FieldData) -> Response:
         return Response(data={"hash": core.audit.hash(fd.get("path"), fd.get("input"))}, inject_top_level=True)
+
+    async def chain_head(req: Request, fd: FieldData) -> Response:
+        return Response(data={"head": core.audit.head(fd.get("path"))})
+
+    async def chain_check(req: Request, fd: FieldData) -> Response:
+        digest, mac = fd.get("line_sha256"), fd.get("mac")
+        if not digest or not mac:
+            raise InvalidRequest("'line_sha256' and 'mac' are required")
+        valid = core.audit.check_line(fd.get("path"), digest.lower(), mac)
+        return Response(data={"valid": valid, "head": core.audit.head(fd.get("path"))})
 
     async def events(req: Request, fd: FieldData) -> Response:
         source = fd.get("source")
@@ -54,9 +63,13 @@ def paths(core: Core) -> list[Path]:
         for item in items:
             if not isinstance(item, dict) or len(orjson.dumps(item)) > _MAX_EVENT_BYTES:
                 raise InvalidRequest(f"every event must be a JSON object of at most {_MAX_EVENT_BYTES} bytes")
-        for item in items:
-            await core.audit.log_event(source, item, request_id=req.request_id)
-        return Response(data={"recorded": len(items)})
+        try:
+            for item in items:
+                await core.audit.log_event(source, item, request_id=req.request_id)
+        except AuditFailure as e:
+            raise LogicalError(str(e), status=500) from None
+        # with no device enabled there is nowhere to record them (and nothing else is audited either)
+        return Response(data={"recorded": len(items) if core.audit.enabled else 0})
 
     return [
         Path(
@@ -86,6 +99,16 @@ def paths(core: Core) -> list[Path]:
                 "input": Field(FieldType.STRING, "The value to hash with the device's HMAC key.", required=True),
             },
             summary="The HMAC an audit device would write for a value.",
+        ),
+        Path(
+            r"audit-chain/(?P<path>.+)",
+            {Operation.READ: chain_head, Operation.UPDATE: chain_check},
+            fields={
+                "path": _DEVICE_PATH,
+                "line_sha256": Field(FieldType.STRING, "SHA-256 (hex) of a log line as it reads without its mac."),
+                "mac": Field(FieldType.STRING, "The line's mac field."),
+            },
+            summary="A device's chain head, and whether a line's mac is one the device wrote (for audit verify).",
         ),
         Path(
             r"audit-events/?",

@@ -28,7 +28,8 @@ def paths(core: Core) -> list[Path]:
         policy = await core.policies.get(fd.get("name"))
         if policy is None:
             raise NotFound()
-        return Response(data={"name": policy.name, "rules" if legacy else "policy": policy.raw}, inject_top_level=legacy)
+        key = "rules" if legacy else "policy"
+        return Response(data={"name": policy.name, key: policy.raw}, inject_top_level=legacy)
 
     async def write(req: Request, fd: FieldData, *, legacy: bool) -> Response | None:
         text = fd.get("policy") or ""
@@ -78,7 +79,6 @@ def paths(core: Core) -> list[Path]:
             operations={
                 Operation.READ: read_acl,
                 Operation.UPDATE: write_acl,
-                Operation.CREATE: write_acl,
                 Operation.DELETE: delete,
             },
             summary="Read, write or delete an ACL policy.",
@@ -98,7 +98,6 @@ def paths(core: Core) -> list[Path]:
             operations={
                 Operation.READ: read_legacy,
                 Operation.UPDATE: write_legacy,
-                Operation.CREATE: write_legacy,
                 Operation.DELETE: delete,
             },
             summary="Read, write or delete an ACL policy (legacy form).",

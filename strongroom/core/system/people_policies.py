@@ -4,6 +4,10 @@
 overwrite, delete nor read a value. ``create`` without ``update`` on the data path is what makes a version immutable:
 the existence check turns a write to an existing version into an ``update``, which the policy does not grant; the CLI
 also writes with check-and-set 0.
+
+``web-user``: what a staff member may do through the staff proxy — everything ``secret-writer`` allows, plus inspecting
+the configuration (mounts, auth methods, policies). ``staff-proxy``: the proxy's own identity gets ``web-user`` and the
+right to mint child tokens; children are created with ``web-user`` only, so nobody can do more through the proxy.
 """
 
 from __future__ import annotations
@@ -25,4 +29,33 @@ path "sys/transport/key" {
 }
 """  # noqa: S105 - policy text, not a password
 
-POLICIES = {"secret-writer": SECRET_WRITER_POLICY}
+WEB_USER_POLICY = (
+    SECRET_WRITER_POLICY
+    + """
+# Inspect the configuration: mounts, auth methods, policies.
+path "sys/mounts" {
+  capabilities = ["read"]
+}
+
+path "sys/auth" {
+  capabilities = ["read"]
+}
+
+path "sys/policies/acl" {
+  capabilities = ["list"]
+}
+
+path "sys/policies/acl/*" {
+  capabilities = ["read"]
+}
+"""
+)
+
+STAFF_PROXY_POLICY = """\
+# The staff proxy mints a short-lived child token per staff user (with the web-user policy only).
+path "auth/token/create" {
+  capabilities = ["update"]
+}
+"""
+
+POLICIES = {"secret-writer": SECRET_WRITER_POLICY, "web-user": WEB_USER_POLICY, "staff-proxy": STAFF_PROXY_POLICY}

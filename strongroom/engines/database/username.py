@@ -14,6 +14,7 @@ import secrets
 import string
 import time
 
+# the plugins' defaults (DatabasePlugin.default_username_template), repeated here for callers without a plugin
 CASSANDRA_DEFAULT = "v_{{display_name:15}}_{{role_name:15}}_{{random:20}}_{{unix_time}}"
 POSTGRES_DEFAULT = "v_{{display_name:8}}_{{role_name:8}}_{{random:20}}_{{unix_time}}"
 

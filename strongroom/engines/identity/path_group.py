@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from strongroom.core.logical import NotFound, Operation, Request, Response
-from strongroom.engines.identity.shapes import group_json, policy_list, string_map
+from strongroom.engines.identity.shapes import group_json, id_list, policy_list, string_map
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 if TYPE_CHECKING:
@@ -17,8 +17,8 @@ _FIELDS = {
     "type": Field(FieldType.STRING, "Type of the group, 'internal' or 'external'. Defaults to 'internal'."),
     "metadata": Field(FieldType.ANY, "Metadata to be associated with the group."),
     "policies": Field(FieldType.COMMA_STRING_LIST, "Policies to be tied to the group."),
-    "member_group_ids": Field(FieldType.COMMA_STRING_LIST, "Group IDs to be assigned as group members."),
-    "member_entity_ids": Field(FieldType.COMMA_STRING_LIST, "Entity IDs to be assigned as group members."),
+    "member_group_ids": Field(FieldType.ANY, "Group IDs to be assigned as group members (list or comma string)."),
+    "member_entity_ids": Field(FieldType.ANY, "Entity IDs to be assigned as group members (list or comma string)."),
 }
 
 
@@ -33,8 +33,8 @@ def paths(b: IdentityBackend) -> list[Path]:
         if fd.has("policies"):
             values["policies"] = policy_list(fd.get("policies"))
         for key in ("member_group_ids", "member_entity_ids"):
-            if fd.has(key):
-                values[key] = fd.get(key)
+            if fd.get(key) is not None:  # hvac sends null for "not given"
+                values[key] = id_list(key, fd.get(key))
         rec, _ = await b.store.write_group(group_id=group_id, name=name, values=values, by_name=by_name)
         return Response(data={"id": rec["id"], "name": rec["name"]})
 

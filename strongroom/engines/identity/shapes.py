@@ -31,6 +31,14 @@ def string_map(name: str, value: Any) -> dict[str, str]:
     raise InvalidRequest(f"error converting input for field {name!r}: expected map of strings")
 
 
+def id_list(name: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise InvalidRequest(f"error converting input for field {name!r}: expected list of strings")
+
+
 def policy_list(values: list[str]) -> list[str]:
     return sorted({p.strip().lower() for p in values if p.strip()})
 

@@ -6,11 +6,14 @@ Mount options (strings, as Vault stores them):
 - ``write_once``: ``"true"`` makes every key accept exactly one version. A second write, a PATCH, deleting, undeleting
   or destroying that version, deleting the key's metadata, and changing ``max_versions``/``delete_version_after`` are
   refused with a 400 for every caller, root included: the value of a key, once written, can only be read.
+  The setting is sticky: the engine records it in its own storage the first time it sees it, so tuning the mount's
+  options back to ``false`` does not reopen the keys.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from strongroom.core.logical import InvalidRequest, Request
@@ -23,7 +26,7 @@ from strongroom.engines.kv import (
     path_passthrough,
     path_subkeys,
 )
-from strongroom.engines.kv.storage import KVStore
+from strongroom.engines.kv.storage import WRITE_ONCE_MARKER, KVStore
 from strongroom.framework import Backend, BackendContext
 
 # Like Vault's locksutil: a fixed set of striped locks keeps memory bounded however many keys the mount holds.
@@ -32,25 +35,38 @@ _TRUE = ("true", "1", "t", "yes")
 _FALSE = ("false", "0", "f", "no", "")
 
 
-def _bool_option(options: dict[str, Any], name: str) -> bool:
-    raw = str(options.get(name, "")).strip().lower()
+def _write_once_option(options: dict[str, Any]) -> bool | None:
+    """True, False, or None for a value that is neither."""
+    raw = str(options.get("write_once", "")).strip().lower()
     if raw in _TRUE:
         return True
     if raw in _FALSE:
         return False
-    raise InvalidRequest(f"invalid value for kv mount option {name!r}: must be true or false")
+    return None
+
+
+def _version_option(options: dict[str, Any]) -> int:
+    version = str(options.get("version", "") or "1").strip()
+    if version not in ("1", "2"):
+        raise InvalidRequest(f"invalid value for kv mount option 'version': {version!r} (must be 1 or 2)")
+    return int(version)
 
 
 class KVBackend(Backend):
     type = "kv"
 
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> None:
+        """For the mount and tune endpoints: refuse options this engine does not understand, before they are stored."""
+        _version_option(options)
+        if _write_once_option(options) is None:
+            raise InvalidRequest("invalid value for kv mount option 'write_once': must be true or false")
+
     def __init__(self, ctx: BackendContext) -> None:
         super().__init__(ctx)
-        version = str(ctx.options.get("version", "") or "1").strip()
-        if version not in ("1", "2"):
-            raise InvalidRequest(f"invalid value for kv mount option 'version': {version!r} (must be 1 or 2)")
-        self.version = int(version)
-        _bool_option(ctx.options, "write_once")  # refuse a bad option at mount time, not on the first write
+        self.version = _version_option(ctx.options)
+        self._write_once = False
+        self._marker_checked = False
         if self.version == 2:
             self.paths = [
                 *path_data.paths(self),
@@ -63,10 +79,24 @@ class KVBackend(Backend):
         else:
             self.paths = path_passthrough.paths(self)
 
-    @property
-    def write_once(self) -> bool:
-        # Read on every request so that a tune of the mount's options takes effect without a remount.
-        return _bool_option(self.ctx.options, "write_once")
+    async def initialize(self) -> None:
+        await self.is_write_once()
+
+    async def is_write_once(self) -> bool:
+        """Whether the mount is write-once: asked for in its options now, or at any time before (sticky)."""
+        if self._write_once:
+            return True
+        # The options are read on every request, so a tune to write_once=true takes effect without a remount.
+        # A value that is neither true nor false fails safe: the mount is write-once (and the backend still loads).
+        if _write_once_option(self.ctx.options) is not False:
+            async with self.ctx.storage.lock(WRITE_ONCE_MARKER):
+                if await self.ctx.storage.get(WRITE_ONCE_MARKER) is None:
+                    await self.ctx.storage.put_json(WRITE_ONCE_MARKER, {"since": time.time()})
+            self._write_once = True
+        elif not self._marker_checked:
+            self._write_once = await self.ctx.storage.get(WRITE_ONCE_MARKER) is not None
+            self._marker_checked = True
+        return self._write_once
 
     def store(self, req: Request) -> KVStore:
         return KVStore(req.storage if req.storage is not None else self.ctx.storage)

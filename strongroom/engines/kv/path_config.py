@@ -65,7 +65,7 @@ def paths(b: KVBackend) -> list[Path]:
         if has_max and not 0 <= max_versions < 2**32:
             raise InvalidRequest("max_versions must be between 0 and 4294967295")
         dva = parse_signed_duration(raw_dva) if has_dva else 0
-        if has_dva and b.write_once:
+        if has_dva and await b.is_write_once():
             write_once.refuse_mount_expiry(dva)
         store = b.store(req)
         async with b.lock("\x00config"):

@@ -12,6 +12,8 @@ from strongroom.framework import Field, FieldData, FieldType, Path
 if TYPE_CHECKING:
     from strongroom.engines.kv.backend import KVBackend
 
+MAX_NESTING = 100
+
 FIELDS = {
     "path": Field(FieldType.STRING, "Location of the secret.", in_path=True),
     "version": Field(FieldType.INT, "If provided during a read, the value at the version number will be returned."),
@@ -51,6 +53,19 @@ def _parse_cas(raw: Any) -> int:
         except ValueError:
             pass
     raise InvalidRequest("error parsing check-and-set parameter")
+
+
+def check_nesting(value: Any) -> None:
+    """Refuse data nested deeper than Vault's subkeys limit; the encoder, envelope and audit all nest it further."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > MAX_NESTING:
+            raise InvalidRequest(f"data is nested too deeply: at most {MAX_NESTING} levels are allowed")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -107,13 +122,13 @@ def paths(b: KVBackend) -> list[Path]:
         config = await store.config()
         async with b.lock(key):
             meta = await store.metadata(key) or KeyMetadata(key=key)
-            if b.write_once:
+            once = await b.is_write_once()
+            if once:
                 write_once.refuse_new_version(meta)
             check_and_set(fd, config.cas_required, meta)
             created = now_ns()
-            deleted = (
-                None if b.write_once else deletion_time(created, config.delete_version_after, meta.delete_version_after)
-            )
+            # a write-once version never expires on a timer
+            deleted = None if once else deletion_time(created, config.delete_version_after, meta.delete_version_after)
             _, removed = meta.add_version(created, deleted, config.max_versions)
             await store.commit(meta, (meta.current_version, data), removed)
         return Response(data=meta.version_summary(meta.current_version))
@@ -127,7 +142,7 @@ def paths(b: KVBackend) -> list[Path]:
             meta = await store.metadata(key)
             if meta is None:
                 raise NotFound()
-            if b.write_once:
+            if await b.is_write_once():
                 write_once.refuse_new_version(meta)
             config = await store.config()
             check_and_set(fd, config.cas_required, meta)
@@ -140,10 +155,10 @@ def paths(b: KVBackend) -> list[Path]:
             existing = await store.version_data(key, current)
             if existing is None:
                 raise LogicalError("could not find version data", status=500)
-            try:
-                patched = merge_patch(existing, fd.get("data"))
-            except RecursionError:
-                raise InvalidRequest("patch data is nested too deeply") from None
+            patch_data = fd.get("data")
+            check_nesting(patch_data)
+            patched = merge_patch(existing, patch_data)
+            check_nesting(patched)
             created = now_ns()
             deleted = deletion_time(created, config.delete_version_after, meta.delete_version_after)
             _, removed = meta.add_version(created, deleted, config.max_versions)
@@ -157,7 +172,7 @@ def paths(b: KVBackend) -> list[Path]:
             meta = await store.metadata(key)
             if meta is None:
                 return None
-            if b.write_once:
+            if await b.is_write_once():
                 write_once.refuse_delete(meta)
             latest = meta.versions.get(meta.current_version)
             now = now_ns()
@@ -197,6 +212,7 @@ async def _input_data(b: KVBackend, fd: FieldData) -> dict[str, Any]:
     if not has_envelope:
         if not has_data:
             raise InvalidRequest("no data provided")
+        check_nesting(data)
         return data
     service = b.transport()
     if service is None:
@@ -208,4 +224,5 @@ async def _input_data(b: KVBackend, fd: FieldData) -> dict[str, Any]:
         raise InvalidRequest("invalid transport envelope") from None
     if not isinstance(plaintext, dict):
         raise InvalidRequest("invalid transport envelope")
+    check_nesting(plaintext)
     return plaintext

@@ -36,7 +36,7 @@ def paths(b: KVBackend) -> list[Path]:
             meta = await store.metadata(key)
             if meta is None:
                 return None
-            if b.write_once:
+            if await b.is_write_once():
                 write_once.refuse_delete(meta)
             now = now_ns()
             for number in versions:
@@ -56,7 +56,7 @@ def paths(b: KVBackend) -> list[Path]:
             meta = await store.metadata(key)
             if meta is None:
                 return None
-            if b.write_once:
+            if await b.is_write_once():
                 write_once.refuse_delete(meta)
             now = now_ns()
             for number in versions:

@@ -29,7 +29,7 @@ def paths(b: KVBackend) -> list[Path]:
             meta = await store.metadata(key)
             if meta is None:
                 return None
-            if b.write_once:
+            if await b.is_write_once():
                 write_once.refuse_delete(meta)
             doomed = []
             for number in versions:

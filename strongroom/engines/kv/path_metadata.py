@@ -98,7 +98,7 @@ def paths(b: KVBackend) -> list[Path]:
             if meta is None:
                 now = now_ns()
                 meta = KeyMetadata(key=key, created_time=now, updated_time=now)
-            if b.write_once:
+            if await b.is_write_once():
                 write_once.refuse_retention_change(
                     meta,
                     meta.max_versions if max_versions is None else max_versions,
@@ -130,7 +130,7 @@ def paths(b: KVBackend) -> list[Path]:
             cas_required, has_cas = fd.get_ok("cas_required")
             warnings = [_CAS_MANDATED] if has_cas and config.cas_required and not cas_required else []
             dva, has_dva = fd.get_ok("delete_version_after")
-            if b.write_once:
+            if await b.is_write_once():
                 write_once.refuse_retention_change(
                     meta,
                     meta.max_versions if max_versions is None else max_versions,
@@ -162,7 +162,7 @@ def paths(b: KVBackend) -> list[Path]:
             meta = await store.metadata(key)
             if meta is None:
                 return None
-            if b.write_once:
+            if await b.is_write_once():
                 write_once.refuse_metadata_delete(meta)
             await store.remove_key(meta)
         return None

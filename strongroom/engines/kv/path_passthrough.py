@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from strongroom.core.logical import InvalidRequest, NotFound, Operation, Request, Response
 from strongroom.engines.kv.storage import validate_key_path
+from strongroom.engines.kv.write_once import quote
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 if TYPE_CHECKING:
@@ -16,12 +17,13 @@ if TYPE_CHECKING:
     from strongroom.engines.kv.backend import KVBackend
 
 _LIST_PAGE = 1000
+_PREFIX = "entries/"
 FIELDS = {"path": Field(FieldType.STRING, "Location of the secret.", in_path=True)}
 
 
 def paths(b: KVBackend) -> list[Path]:
     def view(req: Request) -> BarrierView:
-        return req.storage if req.storage is not None else b.ctx.storage
+        return (req.storage if req.storage is not None else b.ctx.storage).sub(_PREFIX)
 
     async def exists(req: Request, fd: FieldData) -> bool:
         key = fd.get("path")
@@ -42,16 +44,16 @@ def paths(b: KVBackend) -> list[Path]:
         if not req.data:
             raise InvalidRequest("missing data fields")
         async with b.lock(key):
-            if b.write_once and await view(req).get(key) is not None:
-                raise InvalidRequest(f"this mount is write-once: {key!r} already exists; write a new key instead")
+            if await b.is_write_once() and await view(req).get(key) is not None:
+                raise InvalidRequest(f"this mount is write-once: {quote(key)} already exists; write a new key instead")
             await view(req).put_json(key, dict(req.data))
         return None
 
     async def delete(req: Request, fd: FieldData) -> Response | None:
         key = validate_key_path(fd.get("path"))
         async with b.lock(key):
-            if b.write_once and await view(req).get(key) is not None:
-                raise InvalidRequest(f"this mount is write-once: {key!r} cannot be deleted")
+            if await b.is_write_once() and await view(req).get(key) is not None:
+                raise InvalidRequest(f"this mount is write-once: {quote(key)} cannot be deleted")
             await view(req).delete(key)
         return None
 

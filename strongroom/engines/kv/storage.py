@@ -1,10 +1,12 @@
-"""How KV version 2 keeps its records behind the barrier.
+"""How the KV engine keeps its records behind the barrier.
 
 Layout inside the mount's view (each value is encrypted and bound to its storage path by the barrier):
 
 - ``config``                       the mount-wide settings (:class:`Config`);
 - ``metadata/<key path>``          one :class:`KeyMetadata` per key; listing walks this tree, so folders are real;
-- ``versions/<sha256(key)>/<n>``   one immutable record per version of a key, holding its data.
+- ``versions/<sha256(key)>/<n>``   one immutable record per version of a key, holding its data;
+- ``sys/write-once``               present once the mount has been write-once (the setting cannot be tuned away);
+- ``entries/<key path>``           KV version 1 only: one unversioned map per key.
 
 Metadata and the versions it describes change together in one storage transaction, so a crash never leaves a version
 without metadata or metadata pointing at data that was never written.
@@ -12,10 +14,13 @@ without metadata or metadata pointing at data that was never written.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from strongroom import crypto
 from strongroom.core.logical import InvalidRequest
@@ -27,6 +32,8 @@ DEFAULT_MAX_VERSIONS = 10
 # Vault's marker for "delete_version_after disabled on this mount" (a negative duration was written to config).
 DVA_DISABLED = -1
 CONFIG_KEY = "config"
+# present once the mount has ever been write-once; outside the key trees of both KV versions
+WRITE_ONCE_MARKER = "sys/write-once"
 METADATA_PREFIX = "metadata/"
 VERSIONS_PREFIX = "versions/"
 
@@ -35,6 +42,7 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+@functools.lru_cache(maxsize=16384)  # the same few timestamps are formatted on every read of a busy key
 def format_time(ns: int | None) -> str:
     """Go's ``time.RFC3339Nano`` in UTC (trailing zeros of the fraction trimmed), ``""`` for no time."""
     if ns is None:
@@ -234,7 +242,11 @@ class KVStore:
             puts[version_key(meta.key, n)] = None
         if new_version is not None:
             number, data = new_version
-            puts[version_key(meta.key, number)] = {"data": data, "created_time": meta.versions[number].created_time}
+            record = {"data": data, "created_time": meta.versions[number].created_time}
+            try:
+                puts[version_key(meta.key, number)] = orjson.dumps(record)
+            except TypeError:
+                raise InvalidRequest("data cannot be stored: it is not representable as JSON") from None
         await self.view.transaction(puts)
 
     async def remove_key(self, meta: KeyMetadata) -> None:

@@ -13,31 +13,31 @@ from strongroom.engines.kv.storage import KeyMetadata
 _PREFIX = "this mount is write-once: "
 
 
-def _q(key: str) -> str:
+def quote(key: str) -> str:
     return json.dumps(key, ensure_ascii=False)
 
 
 def refuse_new_version(meta: KeyMetadata) -> None:
     if meta.current_version >= 1:
         raise InvalidRequest(
-            f"{_PREFIX}version {meta.current_version} of {_q(meta.key)} already exists; write a new key instead"
+            f"{_PREFIX}version {meta.current_version} of {quote(meta.key)} already exists; write a new key instead"
         )
 
 
 def refuse_delete(meta: KeyMetadata) -> None:
     """Soft delete, undelete and destroy of a key's versions."""
-    raise InvalidRequest(f"{_PREFIX}versions of {_q(meta.key)} cannot be deleted, undeleted or destroyed")
+    raise InvalidRequest(f"{_PREFIX}versions of {quote(meta.key)} cannot be deleted, undeleted or destroyed")
 
 
 def refuse_metadata_delete(meta: KeyMetadata) -> None:
     # A key that never received a version holds no secret; removing its bare metadata destroys nothing.
     if meta.current_version >= 1:
-        raise InvalidRequest(f"{_PREFIX}{_q(meta.key)} and its version cannot be deleted")
+        raise InvalidRequest(f"{_PREFIX}{quote(meta.key)} and its version cannot be deleted")
 
 
 def refuse_retention_change(meta: KeyMetadata, max_versions: int, delete_version_after: int) -> None:
     if max_versions != meta.max_versions or delete_version_after != meta.delete_version_after:
-        raise InvalidRequest(f"{_PREFIX}max_versions and delete_version_after of {_q(meta.key)} cannot be changed")
+        raise InvalidRequest(f"{_PREFIX}max_versions and delete_version_after of {quote(meta.key)} cannot be changed")
 
 
 def refuse_mount_expiry(delete_version_after: int) -> None:

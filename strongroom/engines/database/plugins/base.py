@@ -55,6 +55,7 @@ class DatabasePlugin(abc.ABC):
     plugin_name: str = ""
     # longest role name the database accepts; the username template is truncated to it
     username_limit: int = 100
+    default_username_template: str = "v_{{display_name:15}}_{{role_name:15}}_{{random:20}}_{{unix_time}}"
     default_creation: list[str] = []
     default_revocation: list[str] = []
     default_rollback: list[str] = []

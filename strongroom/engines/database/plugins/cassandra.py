@@ -286,6 +286,9 @@ def _connect(cfg: dict[str, Any]) -> tuple[Any, Any]:
         auth_provider=PlainTextAuthProvider(cfg["username"], cfg["password"]),
         connect_timeout=cfg["connect_timeout"],
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        # the engine issues role statements only: no need to fetch the schema and token ring of a large cluster
+        schema_metadata_enabled=False,
+        token_metadata_enabled=False,
         **kwargs,
     )
     try:

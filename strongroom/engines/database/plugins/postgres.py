@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import random
 import re
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -29,12 +30,15 @@ _DEFAULT_REVOKE = (
     'DROP OWNED BY "{{name}}"',
     'DROP ROLE IF EXISTS "{{name}}"',
 )
+_ATTEMPTS = 5
 _TEMPLATE = re.compile(r"\{\{(username|password)\}\}")
 
 
 class PostgresPlugin(DatabasePlugin):
     plugin_name = "postgresql-database-plugin"
     username_limit = 63  # NAMEDATALEN - 1
+    # Vault's PostgreSQL default keeps 8 characters of each name so the random part survives the 63-character limit
+    default_username_template = "v_{{display_name:8}}_{{role_name:8}}_{{random:20}}_{{unix_time}}"
     default_creation = ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]
     default_revocation: list[str] = []  # see _DEFAULT_REVOKE
     default_rollback: list[str] = []  # the creation transaction rolls back by itself
@@ -91,9 +95,9 @@ class PostgresPlugin(DatabasePlugin):
             "expiration": expiration_text(expiration),
         }
         try:
-            async with self._connection() as conn, conn.transaction():
-                for stmt in split_statements(statements or self.default_creation, keep_dollar_quoted=True):
-                    await conn.execute(render(stmt, values).encode())
+            await self._transaction(
+                split_statements(statements or self.default_creation, keep_dollar_quoted=True), values
+            )
         except PluginError:
             raise
         except Exception as exc:
@@ -103,17 +107,13 @@ class PostgresPlugin(DatabasePlugin):
         values = {"name": username, "username": username}
         try:
             async with self._connection() as conn:
-                if statements:
-                    async with conn.transaction():
-                        for stmt in split_statements(statements, keep_dollar_quoted=True):
-                            await conn.execute(render(stmt, values).encode())
-                    return
-                cur = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,))
-                if await cur.fetchone() is None:
-                    return
-                async with conn.transaction():
-                    for stmt in _DEFAULT_REVOKE:
-                        await conn.execute(render(stmt, values).encode())
+                if not statements:
+                    cur = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,))
+                    if await cur.fetchone() is None:
+                        return
+            await self._transaction(
+                split_statements(statements, keep_dollar_quoted=True) if statements else list(_DEFAULT_REVOKE), values
+            )
         except PluginError:
             raise
         except Exception as exc:
@@ -122,9 +122,7 @@ class PostgresPlugin(DatabasePlugin):
     async def renew_user(self, statements: list[str], username: str, expiration: dt.datetime | None) -> None:
         values = {"name": username, "username": username, "expiration": expiration_text(expiration)}
         try:
-            async with self._connection() as conn, conn.transaction():
-                for stmt in split_statements(statements or self.default_renew, keep_dollar_quoted=True):
-                    await conn.execute(render(stmt, values).encode())
+            await self._transaction(split_statements(statements or self.default_renew, keep_dollar_quoted=True), values)
         except PluginError:
             raise
         except Exception as exc:
@@ -152,6 +150,23 @@ class PostgresPlugin(DatabasePlugin):
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.close()
+
+    async def _transaction(self, statements: list[str], values: dict[str, str]) -> None:
+        """Run ``statements`` in one transaction, again if PostgreSQL reports a conflict with a concurrent one.
+
+        Concurrent GRANTs on one object (many pods of a fleet, one schema) fail with "tuple concurrently updated";
+        the failed transaction left nothing behind, so running it again is safe.
+        """
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self._connection() as conn, conn.transaction():
+                    for stmt in statements:
+                        await conn.execute(render(stmt, values).encode())
+                return
+            except Exception as exc:
+                if attempt + 1 >= _ATTEMPTS or not _retryable(exc):
+                    raise
+                await asyncio.sleep(0.01 * 2**attempt * (1 + random.random()))
 
     # --- pool ----------------------------------------------------------------------------------------------------
 
@@ -217,6 +232,11 @@ class _Lease:
                 await conn.close()
         finally:
             self._plugin._slots.release()
+
+
+def _retryable(exc: Exception) -> bool:
+    # serialization failure, deadlock, and the catalog's "tuple concurrently updated" (SQLSTATE XX000)
+    return getattr(exc, "sqlstate", None) in ("40001", "40P01") or "concurrently updated" in str(exc)
 
 
 def redact_url(url: str) -> str:

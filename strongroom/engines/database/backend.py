@@ -1,0 +1,123 @@
+"""The ``database`` secrets engine: short-lived database users (Cassandra, PostgreSQL), Vault-compatible.
+
+Paths (one module each, after OpenBao's ``builtin/logical/database``):
+
+- ``config/<name>``         a connection: plugin, connection details, allowed roles (path_config_connection)
+- ``rotate-root/<name>``    the engine changes its own database password (path_rotate_root)
+- ``reset/<name>``          close and reopen a connection (path_reset)
+- ``roles/<name>``          statements and TTLs (path_roles)
+- ``creds/<name>``          a new user as a lease (path_creds_create; the lease type lives in secret_creds)
+- ``serviceaccounts/*``     where dynamic ``k8s_<base>_<sa>_<namespace>`` roles get their annotations
+                            (path_serviceaccounts, serviceaccounts, dynamic_roles)
+
+The engine holds one plugin (one pool of database connections) per configured connection, opened on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from strongroom.core.logical import InvalidRequest, LogicalError, Request
+from strongroom.engines.database import (
+    dynamic_roles,
+    path_config_connection,
+    path_creds_create,
+    path_reset,
+    path_roles,
+    path_rotate_root,
+    path_serviceaccounts,
+    secret_creds,
+)
+from strongroom.engines.database.entries import Connection, Role, get_connection, get_role
+from strongroom.engines.database.plugins import DatabasePlugin, PluginError, new_plugin
+from strongroom.engines.database.serviceaccounts import ServiceAccountCache
+from strongroom.framework import Backend, BackendContext
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseBackend(Backend):
+    type = "database"
+
+    def __init__(self, ctx: BackendContext) -> None:
+        super().__init__(ctx)
+        self.service_accounts = ServiceAccountCache(ctx.storage)
+        self._plugins: dict[str, tuple[Connection, DatabasePlugin]] = {}
+        self._plugin_locks: dict[str, asyncio.Lock] = {}
+        self.paths = [
+            *path_config_connection.paths(self),
+            *path_rotate_root.paths(self),
+            *path_reset.paths(self),
+            *path_roles.paths(self),
+            *path_creds_create.paths(self),
+            *path_serviceaccounts.paths(self),
+        ]
+        self.secret_types = {secret_creds.SECRET_TYPE: secret_creds.secret_type(self)}
+
+    async def initialize(self) -> None:
+        try:
+            await self.service_accounts.load_config()
+        except Exception:
+            # a broken source config must not stop the mount: it can be fixed through the API
+            log.exception("loading the ServiceAccount source configuration failed")
+
+    async def cleanup(self) -> None:
+        await self.service_accounts.stop()
+        for name in list(self._plugins):
+            await self.close_plugin(name)
+
+    # --- connections ---------------------------------------------------------------------------------------------
+
+    def storage(self, req: Request | None = None):  # noqa: ANN201 - BarrierView
+        return req.storage if req is not None and req.storage is not None else self.ctx.storage
+
+    def lock(self, name: str) -> asyncio.Lock:
+        lk = self._plugin_locks.get(name)
+        if lk is None:
+            lk = self._plugin_locks[name] = asyncio.Lock()
+        return lk
+
+    async def plugin(self, name: str) -> tuple[Connection, DatabasePlugin]:
+        """The open plugin for connection ``name``, initialising it from storage on first use."""
+        cached = self._plugins.get(name)
+        if cached is not None:
+            return cached
+        async with self.lock(name):
+            cached = self._plugins.get(name)
+            if cached is not None:
+                return cached
+            conn = await get_connection(self.ctx.storage, name)
+            if conn is None:
+                raise InvalidRequest(f"database connection {name!r} is not configured")
+            plugin = new_plugin(conn.plugin_name)
+            try:
+                await plugin.initialize(conn.connection_details, verify=False)
+            except PluginError as exc:
+                raise LogicalError(str(exc), status=500) from None
+            self._plugins[name] = (conn, plugin)
+            return conn, plugin
+
+    def install_plugin(self, conn: Connection, plugin: DatabasePlugin) -> DatabasePlugin | None:
+        """Make ``plugin`` the live one for ``conn``; returns the one it replaces (the caller closes it)."""
+        old = self._plugins.get(conn.name)
+        self._plugins[conn.name] = (conn, plugin)
+        return old[1] if old is not None and old[1] is not plugin else None
+
+    async def close_plugin(self, name: str) -> None:
+        cached = self._plugins.pop(name, None)
+        if cached is not None:
+            with contextlib.suppress(Exception):
+                await cached[1].close()
+
+    # --- roles ---------------------------------------------------------------------------------------------------
+
+    async def role(self, req: Request, name: str) -> Role | None:
+        """The stored role ``name``, else the dynamic role it stands for; None when it is neither."""
+        role = await get_role(self.storage(req), name)
+        if role is not None or not dynamic_roles.is_dynamic(name):
+            return role
+        base_name, _, _ = dynamic_roles.parse(name)
+        base = await get_role(self.storage(req), base_name)
+        return await dynamic_roles.resolve(name, base, self.service_accounts)
