@@ -8,10 +8,28 @@ from typing import Any
 
 import orjson
 
-_TOP_KEYS = {"storage", "listener", "api_addr", "cluster_addr", "ui", "disable_mlock", "log_level", "default_lease_ttl",
-             "max_lease_ttl", "cluster_name", "pid_file"}
-_LISTENER_KEYS = {"address", "tls_disable", "tls_cert_file", "tls_key_file", "tls_min_version", "max_request_size",
-                  "tls_client_ca_file"}
+_TOP_KEYS = {
+    "storage",
+    "listener",
+    "api_addr",
+    "cluster_addr",
+    "ui",
+    "disable_mlock",
+    "log_level",
+    "default_lease_ttl",
+    "max_lease_ttl",
+    "cluster_name",
+    "pid_file",
+}
+_LISTENER_KEYS = {
+    "address",
+    "tls_disable",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_min_version",
+    "max_request_size",
+    "tls_client_ca_file",
+}
 _STORAGE_KEYS = {"sqlite": {"path"}, "postgresql": {"connection_url", "table", "ha_enabled"}}
 _LOG_LEVELS = {"trace", "debug", "info", "warn", "warning", "error"}
 
@@ -74,7 +92,7 @@ def _blocks(doc: dict[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:
     for item in items:
         if not isinstance(item, dict) or len(item) != 1:
             raise ConfigError(f'{name} must be a block like {name} "type" {{ ... }}')
-        (label, body), = item.items()
+        ((label, body),) = item.items()
         if not isinstance(body, dict):
             raise ConfigError(f'{name} "{label}" must be a block')
         out.append((label, body))
@@ -90,7 +108,9 @@ def parse(text: str, *, filename: str = "config") -> ServerConfig:
 
             doc = _unquote(hcl2.loads(text))
     except Exception as exc:  # the parser's own message says where the syntax error is
-        raise ConfigError(f"{filename}: cannot parse: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise ConfigError(
+            f"{filename}: cannot parse: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{filename}: the configuration must be a set of stanzas")
     unknown = sorted(set(doc) - _TOP_KEYS)
@@ -99,7 +119,9 @@ def parse(text: str, *, filename: str = "config") -> ServerConfig:
     cfg = ServerConfig()
     storages = _blocks(doc, "storage")
     if len(storages) != 1:
-        raise ConfigError(f'{filename}: exactly one storage stanza is required, e.g. storage "sqlite" {{ path = "..." }}')
+        raise ConfigError(
+            f'{filename}: exactly one storage stanza is required, e.g. storage "sqlite" {{ path = "..." }}'
+        )
     stype, sbody = storages[0]
     if stype not in _STORAGE_KEYS:
         raise ConfigError(f"{filename}: unknown storage type {stype!r} (supported: {', '.join(_STORAGE_KEYS)})")
@@ -118,9 +140,12 @@ def parse(text: str, *, filename: str = "config") -> ServerConfig:
         bad = sorted(set(lbody) - _LISTENER_KEYS)
         if bad:
             raise ConfigError(f'{filename}: unknown key(s) in listener "tcp": {", ".join(bad)}')
-        lst = Listener(address=str(lbody.get("address", "127.0.0.1:8200")),
-                       tls_disable=_bool("tls_disable", lbody.get("tls_disable", False)),
-                       tls_cert_file=str(lbody.get("tls_cert_file", "")), tls_key_file=str(lbody.get("tls_key_file", "")))
+        lst = Listener(
+            address=str(lbody.get("address", "127.0.0.1:8200")),
+            tls_disable=_bool("tls_disable", lbody.get("tls_disable", False)),
+            tls_cert_file=str(lbody.get("tls_cert_file", "")),
+            tls_key_file=str(lbody.get("tls_key_file", "")),
+        )
         if "max_request_size" in lbody:
             try:
                 lst.max_request_size = int(lbody["max_request_size"])

@@ -10,7 +10,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from strongroom.api.app import StrongroomApp
 from strongroom.config import ConfigError, Listener, ServerConfig
 from strongroom.core.core import Core
@@ -46,8 +45,9 @@ async def setup_dev(core: Core, opts: DevOptions) -> dict[str, str]:
     from strongroom.core.seal import decode_key
 
     await core.submit_unseal_key(decode_key(unseal_key))
-    await core.mount(new_mount("secret/", "kv", is_auth=False, description="key/value secret storage",
-                               options={"version": "2"}))
+    await core.mount(
+        new_mount("secret/", "kv", is_auth=False, description="key/value secret storage", options={"version": "2"})
+    )
     await bootstrap(core)
     return {"root_token": result["root_token"], "unseal_key": unseal_key}
 
@@ -62,10 +62,21 @@ async def serve(core: Core, listener: Listener, *, on_ready: str = "") -> None:
     app = StrongroomApp(core, max_body=listener.max_request_size)
     tls: dict[str, object] = {}
     if not listener.tls_disable:
-        tls = {"ssl_cert": Path(listener.tls_cert_file), "ssl_key": Path(listener.tls_key_file),
-               "ssl_protocol_min": SSLProtocols.tls12}
-    server = Server(app, address=host, port=port, interface=Interfaces.ASGI, backlog=2048, log_enabled=False,
-                    websockets=False, **tls)  # type: ignore[arg-type]
+        tls = {
+            "ssl_cert": Path(listener.tls_cert_file),
+            "ssl_key": Path(listener.tls_key_file),
+            "ssl_protocol_min": SSLProtocols.tls12,
+        }
+    server = Server(
+        app,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        backlog=2048,
+        log_enabled=False,
+        websockets=False,
+        **tls,
+    )  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -102,8 +113,11 @@ async def _wait_listening(host: str, port: int, task: asyncio.Task[None]) -> Non
 
 async def run_dev(opts: DevOptions) -> None:
     path = opts.storage_path or os.path.join(tempfile.mkdtemp(prefix="strongroom-dev-"), "strongroom.db")
-    cfg = ServerConfig(storage_type="sqlite", storage={"path": path},
-                       listeners=[Listener(address=opts.listen_address, tls_disable=True)])
+    cfg = ServerConfig(
+        storage_type="sqlite",
+        storage={"path": path},
+        listeners=[Listener(address=opts.listen_address, tls_disable=True)],
+    )
     core = Core(open_storage(cfg), storage_type="sqlite", dev=True)
     if await core.initialized():
         raise ConfigError(f"dev storage {path} is already initialized; dev mode needs a fresh file")

@@ -44,8 +44,14 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: 
 class StrongroomServer:
     """A real server process. Dev mode by default; ``config_text`` runs it from a configuration file instead."""
 
-    def __init__(self, workdir: Path, *, config_text: str | None = None, env: dict[str, str] | None = None,
-                 root_token: str = ROOT_TOKEN) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        config_text: str | None = None,
+        env: dict[str, str] | None = None,
+        root_token: str = ROOT_TOKEN,
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.addr = f"http://127.0.0.1:{self.port}"
@@ -70,8 +76,17 @@ class StrongroomServer:
                 f'listener "tcp" {{ address = "127.0.0.1:{self.port}"\n tls_disable = true }}\n'
             )
             return [STRONGROOM, "server", "--config", str(cfg)]
-        return [STRONGROOM, "server", "--dev", "--dev-listen-address", f"127.0.0.1:{self.port}",
-                "--dev-root-token-id", self.root_token, "--dev-storage", self.storage_path]
+        return [
+            STRONGROOM,
+            "server",
+            "--dev",
+            "--dev-listen-address",
+            f"127.0.0.1:{self.port}",
+            "--dev-root-token-id",
+            self.root_token,
+            "--dev-storage",
+            self.storage_path,
+        ]
 
     def start(self) -> StrongroomServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
@@ -94,12 +109,17 @@ class StrongroomServer:
         return ""
 
     def wait_unsealed(self) -> None:
-        wait_for(lambda: httpx.get(f"{self.addr}/v1/sys/seal-status", timeout=2).json()["sealed"] is False,
-                 timeout=15, message="unsealed")
+        wait_for(
+            lambda: httpx.get(f"{self.addr}/v1/sys/seal-status", timeout=2).json()["sealed"] is False,
+            timeout=15,
+            message="unsealed",
+        )
 
     def _up(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text(errors='replace')}")
+            raise RuntimeError(
+                f"server exited with {self.proc.returncode}: {self.log_path.read_text(errors='replace')}"
+            )
         try:
             httpx.get(f"{self.addr}/v1/sys/seal-status", timeout=1)
             return True

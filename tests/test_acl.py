@@ -532,8 +532,12 @@ async def test_store_names_with_slashes() -> None:
     await ps.set("team/a", stanza("x", "read"))
     assert "team/a" in await ps.list_names()
     assert (await ps.get("team/a")).paths[0].pattern == "x"
+    for bad in ("../x", "..", "a/", "/a", "a\nb", ""):
+        with pytest.raises(PolicyError):
+            await ps.set(bad, stanza("x", "read"))
+        assert await ps.get(bad) is None
     with pytest.raises(PolicyError):
-        await ps.set("../x", stanza("x", "read"))
+        await ps.delete("..")
 
 
 async def test_default_policy_lets_a_token_look_itself_up() -> None:

@@ -158,6 +158,9 @@ def test_unenforced_enterprise_keys_are_accepted_with_a_warning() -> None:
         ('{"path": {"a": {"capabilities": ["read"]}, "a": {"capabilities": ["deny"]}}}', 'duplicate key "a"'),
         ('{"path": ', "invalid JSON"),
         ("[1, 2]", "syntax error"),
+        ('path "a\x00b" { capabilities = ["read"] }', "control character"),
+        ('path "a" { x = ' + "[" * 5000 + "]" * 5000 + " }", "failed to parse policy"),
+        ('{"path": ' + "[" * 100000 + "]" * 100000 + "}", "nested too deeply"),
     ],
 )
 def test_invalid_policies_are_refused_with_a_clear_message(text: str, message: str) -> None:
@@ -174,3 +177,12 @@ def test_an_empty_document_is_a_policy_that_grants_nothing() -> None:
 def test_expired_stanza_keeps_its_expiration() -> None:
     policy = parse_policy("e", 'path "a" {\n capabilities = ["read"]\n expiration = "2001-01-01T00:00:00Z"\n}')
     assert policy.paths[0].expiration == 978307200.0
+
+
+def test_byte_order_mark_is_ignored() -> None:
+    assert parse_policy("bom", '\ufeffpath "a" { capabilities = ["read"] }').paths[0].pattern == "a"
+
+
+def test_block_form_of_parameter_maps() -> None:
+    policy = parse_policy("b", 'path "a" {\n capabilities = ["update"]\n allowed_parameters {\n foo = []\n }\n}')
+    assert policy.paths[0].allowed_parameters == {"foo": []}

@@ -91,8 +91,14 @@ class StrongroomApp:
                 data.update(http.parse_json_object(body))
         client = scope.get("client") or ("", 0)
         inc = Incoming(
-            operation=op, path=path, data=data, token=http.client_token(headers), remote_addr=client[0],
-            request_id=crypto.new_uuid(), headers=headers, query=query,
+            operation=op,
+            path=path,
+            data=data,
+            token=http.client_token(headers),
+            remote_addr=client[0],
+            request_id=crypto.new_uuid(),
+            headers=headers,
+            query=query,
         )
         outcome = await self.core.pipeline.handle(inc)
         if outcome.body is None:

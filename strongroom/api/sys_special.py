@@ -55,7 +55,9 @@ async def _init(core: Core, method: str, data: dict[str, Any], query: dict[str, 
     return 200, result
 
 
-async def _seal_status(core: Core, method: str, data: dict[str, Any], query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+async def _seal_status(
+    core: Core, method: str, data: dict[str, Any], query: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
     return 200, await seal_status(core)
 
 
@@ -124,8 +126,9 @@ async def _leader(core: Core, method: str, data: dict[str, Any], query: dict[str
     }
 
 
-async def _generate_root_attempt(core: Core, method: str, data: dict[str, Any], query: dict[str, str]
-                                 ) -> tuple[int, dict[str, Any] | None]:
+async def _generate_root_attempt(
+    core: Core, method: str, data: dict[str, Any], query: dict[str, str]
+) -> tuple[int, dict[str, Any] | None]:
     if core.sealed:
         raise Sealed()
     if method == "GET":
@@ -142,8 +145,9 @@ async def _generate_root_attempt(core: Core, method: str, data: dict[str, Any], 
     return 200, await core.generate_root_start(otp)
 
 
-async def _generate_root_update(core: Core, method: str, data: dict[str, Any], query: dict[str, str]
-                                ) -> tuple[int, dict[str, Any]]:
+async def _generate_root_update(
+    core: Core, method: str, data: dict[str, Any], query: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
     if core.sealed:
         raise Sealed()
     if method not in ("PUT", "POST"):
@@ -151,8 +155,9 @@ async def _generate_root_update(core: Core, method: str, data: dict[str, Any], q
     return 200, await core.generate_root_update(decode_key(data.get("key")), str(data.get("nonce", "")))
 
 
-async def _rekey_init(core: Core, method: str, data: dict[str, Any], query: dict[str, str]
-                      ) -> tuple[int, dict[str, Any] | None]:
+async def _rekey_init(
+    core: Core, method: str, data: dict[str, Any], query: dict[str, str]
+) -> tuple[int, dict[str, Any] | None]:
     if core.sealed:
         raise Sealed()
     if method == "GET":
@@ -165,8 +170,9 @@ async def _rekey_init(core: Core, method: str, data: dict[str, Any], query: dict
     return 200, await core.rekey_start(data.get("secret_shares"), data.get("secret_threshold"))
 
 
-async def _rekey_update(core: Core, method: str, data: dict[str, Any], query: dict[str, str]
-                        ) -> tuple[int, dict[str, Any]]:
+async def _rekey_update(
+    core: Core, method: str, data: dict[str, Any], query: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
     if core.sealed:
         raise Sealed()
     if method not in ("PUT", "POST"):

@@ -65,7 +65,9 @@ def slack_payload(event: dict[str, Any], *, critical: bool = False) -> dict[str,
     if approvers:
         blocks.append(_context(f"Approved by {approvers}"))
     if name == "created":
-        hint = f"Review with `strongroom mpa review {rid}`"
+        groups = ", ".join(escape(g) for g in (event.get("details") or {}).get("approve_groups", []))
+        hint = f"Needs {int(req.get('approvals_needed', 1))} approval(s) from {groups or 'an approver'}; " \
+               f"review with `strongroom mpa review {rid}`"
         blocks.append(_context(hint))
     payload: dict[str, Any] = {"text": _clip(text, SECTION_MAX), "blocks": blocks}
     if critical:

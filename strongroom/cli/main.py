@@ -29,8 +29,9 @@ def cli() -> None:
 @click.option("--dev-storage", default="", help="SQLite file for dev mode (default: a new temporary folder).")
 @click.option("--config", "config_path", default="", help="Server configuration file (Vault's HCL format).")
 @click.option("--log-level", default="", help="trace, debug, info, warn or error.")
-def server(dev: bool, dev_listen_address: str, dev_root_token_id: str, dev_storage: str, config_path: str,
-           log_level: str) -> None:
+def server(
+    dev: bool, dev_listen_address: str, dev_root_token_id: str, dev_storage: str, config_path: str, log_level: str
+) -> None:
     """Run a Strongroom server."""
     from strongroom import config as config_mod
     from strongroom import server as server_mod
@@ -55,10 +56,17 @@ def server(dev: bool, dev_listen_address: str, dev_root_token_id: str, dev_stora
 
 
 def _logging(level: str) -> None:
-    levels = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-              "warning": logging.WARNING, "error": logging.ERROR}
-    logging.basicConfig(level=levels.get(level.lower(), logging.INFO),
-                        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
+    levels = {
+        "trace": logging.DEBUG,
+        "debug": logging.DEBUG,
+        "info": logging.INFO,
+        "warn": logging.WARNING,
+        "warning": logging.WARNING,
+        "error": logging.ERROR,
+    }
+    logging.basicConfig(
+        level=levels.get(level.lower(), logging.INFO), format="%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+    )
 
 
 @cli.command()
@@ -71,9 +79,14 @@ def status(api: ApiClient) -> None:
         click.echo(f"Error checking seal status: {exc}", err=True)
         sys.exit(1)
     rows = [
-        ("Seal Type", st.get("type")), ("Initialized", st.get("initialized")), ("Sealed", st.get("sealed")),
-        ("Total Shares", st.get("n")), ("Threshold", st.get("t")), ("Unseal Progress", f"{st.get('progress')}/{st.get('t')}"),
-        ("Version", st.get("version")), ("Storage Type", st.get("storage_type")),
+        ("Seal Type", st.get("type")),
+        ("Initialized", st.get("initialized")),
+        ("Sealed", st.get("sealed")),
+        ("Total Shares", st.get("n")),
+        ("Threshold", st.get("t")),
+        ("Unseal Progress", f"{st.get('progress')}/{st.get('t')}"),
+        ("Version", st.get("version")),
+        ("Storage Type", st.get("storage_type")),
     ]
     if st.get("cluster_id"):
         rows += [("Cluster Name", st.get("cluster_name")), ("Cluster ID", st.get("cluster_id"))]

@@ -34,9 +34,12 @@ def init(api: ApiClient, key_shares: int, key_threshold: int) -> None:
     for i, key in enumerate(out["keys_base64"], 1):
         click.echo(f"Unseal Key {i}: {key}")
     click.echo(f"\nInitial Root Token: {out['root_token']}\n")
-    click.echo(f"Strongroom initialized with {key_shares} key shares and a key threshold of {key_threshold}. Store the\n"
-               "keys apart, with different people: any {key_threshold} of them unseal the server.".replace(
-                   "{key_threshold}", str(key_threshold)))
+    click.echo(
+        f"Strongroom initialized with {key_shares} key shares and a key threshold of {key_threshold}. Store the\n"
+        "keys apart, with different people: any {key_threshold} of them unseal the server.".replace(
+            "{key_threshold}", str(key_threshold)
+        )
+    )
 
 
 @operator.command()
@@ -93,8 +96,9 @@ def bootstrap(api: ApiClient) -> None:
 @click.option("--status", "show_status", is_flag=True)
 @click.argument("key", required=False)
 @api_client_options
-def generate_root(api: ApiClient, start: bool, otp: str, nonce: str, decode: str, cancel: bool, show_status: bool,
-                  key: str | None) -> None:
+def generate_root(
+    api: ApiClient, start: bool, otp: str, nonce: str, decode: str, cancel: bool, show_status: bool, key: str | None
+) -> None:
     """Generate a new root token from a quorum of unseal keys, delivered XOR-encoded with a one-time password."""
     try:
         if decode:
@@ -122,8 +126,10 @@ def generate_root(api: ApiClient, start: bool, otp: str, nonce: str, decode: str
     except ApiError as exc:
         _fail(exc)
         return
-    click.echo(f"Nonce: {st.get('nonce')}\nStarted: {str(st.get('started')).lower()}\n"
-               f"Progress: {st.get('progress')}/{st.get('required')}\nComplete: {str(st.get('complete')).lower()}")
+    click.echo(
+        f"Nonce: {st.get('nonce')}\nStarted: {str(st.get('started')).lower()}\n"
+        f"Progress: {st.get('progress')}/{st.get('required')}\nComplete: {str(st.get('complete')).lower()}"
+    )
     if st.get("encoded_token"):
         click.echo(f"Encoded Token: {st['encoded_token']}")
 

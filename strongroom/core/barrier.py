@@ -2,7 +2,8 @@
 
 Layout of a stored value: ``0x01 | term (4 bytes, big endian) | nonce (12) | ciphertext+tag``. The associated data
 is the storage path, so a ciphertext copied to another path fails to open. The keyring (one key per term, the newest
-active) is itself stored encrypted by the root key at ``core/keyring``. The root key exists only in memory while unsealed.
+active) is itself stored encrypted by the root key at ``core/keyring``.
+The root key exists only in memory while unsealed.
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ class Barrier:
         assert self._root_key is not None and self._active is not None
         doc = {
             "active_term": self._active.term,
-            "keys": [{"term": t.term, "key": t.key.hex(), "install_time": t.install_time} for t in self._terms.values()],
+            "keys": [
+                {"term": t.term, "key": t.key.hex(), "install_time": t.install_time} for t in self._terms.values()
+            ],
         }
         await self.storage.put(KEYRING_PATH, crypto.seal(self._root_key, orjson.dumps(doc), KEYRING_PATH.encode()))
 
@@ -241,7 +244,10 @@ class BarrierView:
     async def transaction(self, puts: dict[str, Any]) -> None:
         """Atomic multi-key write; values are JSON-encoded, ``None`` deletes."""
         await self._barrier.transaction(
-            {self._key(k): (None if v is None else v if isinstance(v, bytes) else orjson.dumps(v)) for k, v in puts.items()}
+            {
+                self._key(k): (None if v is None else v if isinstance(v, bytes) else orjson.dumps(v))
+                for k, v in puts.items()
+            }
         )
 
     def lock(self, key: str) -> asyncio.Lock:

@@ -137,7 +137,9 @@ class Core:
         self.identity = IdentityStore(view("sys/identity/"))
         self.policies.identity_resolver = self.identity.template_context
         self.expiration = ExpirationManager(
-            view("sys/expire/"), revoke_fn=self._revoke_lease, renew_fn=self._renew_lease,
+            view("sys/expire/"),
+            revoke_fn=self._revoke_lease,
+            renew_fn=self._renew_lease,
             token_expired_fn=self._token_expired,
         )
         self.audit = AuditBroker(view("sys/audit/"))
@@ -172,7 +174,10 @@ class Core:
     # --- mounts -------------------------------------------------------------------------------------------------
 
     async def _load_mounts(self) -> None:
-        for table_path, is_auth, singletons in ((MOUNTS_PATH, False, SINGLETON_ENGINES), (AUTH_PATH, True, SINGLETON_AUTH)):
+        for table_path, is_auth, singletons in (
+            (MOUNTS_PATH, False, SINGLETON_ENGINES),
+            (AUTH_PATH, True, SINGLETON_AUTH),
+        ):
             raw = await self.barrier.get(table_path)
             entries = [MountEntry(**e) for e in (__import__("orjson").loads(raw) if raw else [])]
             present = {e.path for e in entries}
@@ -182,7 +187,11 @@ class Core:
                     entries.append(new_mount(path, mtype, is_auth=is_auth, description=_DEFAULT_DESCRIPTIONS[mtype]))
                     changed = True
             for entry in entries:
-                await self._start_backend(entry)
+                try:
+                    await self._start_backend(entry)
+                except Exception as exc:
+                    # one broken mount must not keep every other secret sealed; it stays unreachable and logged
+                    log.error("mount %s (%s) failed to start: %s", entry.route_path, entry.type, type(exc).__name__)
             if changed:
                 await self._persist_table(is_auth)
 
@@ -243,13 +252,21 @@ class Core:
 
     def _lease_request(self, op: Operation, lease: Any, backend: Backend, entry: MountEntry) -> Request:
         secret = Secret(
-            lease_type=lease.secret["lease_type"], ttl=int(lease.secret.get("ttl", 0)),
-            max_ttl=int(lease.secret.get("max_ttl", 0)), renewable=bool(lease.secret.get("renewable", True)),
-            internal_data=dict(lease.secret.get("internal_data", {})), lease_id=lease.lease_id,
+            lease_type=lease.secret["lease_type"],
+            ttl=int(lease.secret.get("ttl", 0)),
+            max_ttl=int(lease.secret.get("max_ttl", 0)),
+            renewable=bool(lease.secret.get("renewable", True)),
+            internal_data=dict(lease.secret.get("internal_data", {})),
+            lease_id=lease.lease_id,
         )
         return Request(
-            operation=op, path=lease.path[len(entry.route_path):], storage=backend.ctx.storage,
-            mount_point=entry.route_path, mount_accessor=entry.accessor, mount_type=entry.type, secret=secret,
+            operation=op,
+            path=lease.path[len(entry.route_path) :],
+            storage=backend.ctx.storage,
+            mount_point=entry.route_path,
+            mount_accessor=entry.accessor,
+            mount_type=entry.type,
+            secret=secret,
             full_path=lease.path,
         )
 
@@ -317,7 +334,9 @@ class Core:
             raise InvalidRequest(f"OTP string is wrong length: must be {TOKEN_LENGTH + 4} characters")
         await self.refresh_threshold()
         self.generate_root = {
-            "nonce": crypto.new_uuid(), "otp": otp, "collector": KeyCollector(self.unseal_threshold_cache),
+            "nonce": crypto.new_uuid(),
+            "otp": otp,
+            "collector": KeyCollector(self.unseal_threshold_cache),
         }
         status = self.generate_root_status()
         if generated:
@@ -377,7 +396,9 @@ class Core:
             raise InvalidRequest("rekey already in progress")
         await self.refresh_threshold()
         self.rekey = {
-            "nonce": crypto.new_uuid(), "shares": shares, "threshold": threshold,
+            "nonce": crypto.new_uuid(),
+            "shares": shares,
+            "threshold": threshold,
             "collector": KeyCollector(self.unseal_threshold_cache),
         }
         return await self.rekey_status()
@@ -399,9 +420,14 @@ class Core:
         keys = await self.seal_impl.rekey(root_key, st["shares"], st["threshold"])
         self.rekey = None
         return {
-            "complete": True, "nonce": st["nonce"], "keys": [k.hex() for k in keys],
-            "keys_base64": [base64.b64encode(k).decode() for k in keys], "pgp_fingerprints": None, "backup": False,
-            "verification_required": False, "verification_nonce": "",
+            "complete": True,
+            "nonce": st["nonce"],
+            "keys": [k.hex() for k in keys],
+            "keys_base64": [base64.b64encode(k).decode() for k in keys],
+            "pgp_fingerprints": None,
+            "backup": False,
+            "verification_required": False,
+            "verification_nonce": "",
         }
 
     def rekey_cancel(self) -> None:

@@ -114,7 +114,7 @@ class Auth:
     alias: EntityAlias | None = None
     group_aliases: list[str] = field(default_factory=list)
     internal_data: dict[str, Any] = field(default_factory=dict)
-    token_type: str = "service"
+    token_type: str = "service"  # noqa: S105 - a token kind, not a secret
     entity_id: str = ""
     # filled in by the token store when the token exists
     client_token: str = ""

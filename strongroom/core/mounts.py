@@ -61,8 +61,13 @@ class MountEntry:
             "max_lease_ttl": int(self.config.get("max_lease_ttl", 0)),
             "force_no_cache": bool(self.config.get("force_no_cache", False)),
         }
-        for key in ("audit_non_hmac_request_keys", "audit_non_hmac_response_keys", "listing_visibility",
-                    "passthrough_request_headers", "allowed_response_headers"):
+        for key in (
+            "audit_non_hmac_request_keys",
+            "audit_non_hmac_response_keys",
+            "listing_visibility",
+            "passthrough_request_headers",
+            "allowed_response_headers",
+        ):
             if key in self.config:
                 cfg[key] = self.config[key]
         out: dict[str, Any] = {
@@ -73,7 +78,7 @@ class MountEntry:
             "local": self.local,
             "options": self.options or None,
             "plugin_version": "",
-            "running_plugin_version": f"v0.1.0+builtin.strongroom",
+            "running_plugin_version": "v0.1.0+builtin.strongroom",
             "running_sha256": "",
             "seal_wrap": self.seal_wrap,
             "type": self.type,
@@ -84,13 +89,31 @@ class MountEntry:
         return out
 
 
-def new_mount(path: str, mtype: str, *, is_auth: bool, description: str = "", config: dict[str, Any] | None = None,
-              options: dict[str, str] | None = None, local: bool = False, seal_wrap: bool = False) -> MountEntry:
+def new_mount(
+    path: str,
+    mtype: str,
+    *,
+    is_auth: bool,
+    description: str = "",
+    config: dict[str, Any] | None = None,
+    options: dict[str, str] | None = None,
+    local: bool = False,
+    seal_wrap: bool = False,
+) -> MountEntry:
     accessor_type = mtype if mtype != "kv" else "kv"
     accessor = f"auth_{accessor_type}_{crypto.random_hex(4)}" if is_auth else f"{accessor_type}_{crypto.random_hex(4)}"
     return MountEntry(
-        path=path, type=mtype, uuid=crypto.new_uuid(), accessor=accessor, is_auth=is_auth, description=description,
-        config=dict(config or {}), options=dict(options or {}), local=local, seal_wrap=seal_wrap, created=time.time(),
+        path=path,
+        type=mtype,
+        uuid=crypto.new_uuid(),
+        accessor=accessor,
+        is_auth=is_auth,
+        description=description,
+        config=dict(config or {}),
+        options=dict(options or {}),
+        local=local,
+        seal_wrap=seal_wrap,
+        created=time.time(),
     )
 
 
@@ -144,7 +167,7 @@ class Router:
             candidate = probe[:idx]
             route = self._routes.get(candidate)
             if route is not None:
-                return route, path[len(candidate):] if len(path) >= len(candidate) else ""
+                return route, path[len(candidate) :] if len(path) >= len(candidate) else ""
             idx = probe.rfind("/", 0, idx - 1) + 1
         return None
 

@@ -1,4 +1,4 @@
-"""THE request pipeline. Every logical request, for every engine and auth method, passes through :meth:`Pipeline.handle`:
+"""THE request pipeline. Every logical request, for every engine and auth method, goes through :meth:`Pipeline.handle`:
 
     sealed? → authenticate token → resolve mount (longest prefix) → match the backend's declared path → validate fields
     → existence check (create vs update) → ACL → audit request (fail closed) → backend handler
@@ -97,16 +97,27 @@ class Pipeline:
             raise UnsupportedPath(f"unsupported path: {inc.path}")
         backend = route.backend
         op = inc.operation
-        if not backend.supports(backend_path, op) and not (op is Operation.UPDATE and backend.supports(
-                backend_path, Operation.CREATE)):
+        if not backend.supports(backend_path, op) and not (
+            op is Operation.UPDATE and backend.supports(backend_path, Operation.CREATE)
+        ):
             raise LogicalError("unsupported operation", status=405)
 
         caller = _caller(token_entry)
         req = Request(
-            operation=op, path=rel, data=inc.data, storage=backend.ctx.storage, mount_point=route.entry.route_path,
-            mount_accessor=route.entry.accessor, mount_type=route.entry.type, caller=caller,
-            remote_addr=inc.remote_addr, request_id=inc.request_id, headers=_safe_headers(inc.headers),
-            query=inc.query, params=params, full_path=inc.path,
+            operation=op,
+            path=rel,
+            data=inc.data,
+            storage=backend.ctx.storage,
+            mount_point=route.entry.route_path,
+            mount_accessor=route.entry.accessor,
+            mount_type=route.entry.type,
+            caller=caller,
+            remote_addr=inc.remote_addr,
+            request_id=inc.request_id,
+            headers=_safe_headers(inc.headers),
+            query=inc.query,
+            params=params,
+            full_path=inc.path,
             client_token=inc.token if route.entry.type == "token" and token_entry is not None else "",
         )
         fd = backend.field_data(backend_path, req, params)
@@ -189,18 +200,29 @@ class Pipeline:
         cap = min(x for x in (auth.max_ttl or max_ttl, max_ttl) if x)
         ttl = min(ttl, cap)
         token, entry = await core.tokens.create(
-            policies=policies, parent=None, ttl=ttl, explicit_max_ttl=auth.explicit_max_ttl, period=auth.period,
-            num_uses=auth.num_uses, meta=auth.metadata, display_name=_display(route.entry.path, auth.display_name),
-            path=req.full_path, entity_id=entity_id, renewable=auth.renewable, mount_accessor=route.entry.accessor,
-            internal_data=auth.internal_data, max_ttl=cap,
+            policies=policies,
+            parent=None,
+            ttl=ttl,
+            explicit_max_ttl=auth.explicit_max_ttl,
+            period=auth.period,
+            num_uses=auth.num_uses,
+            meta=auth.metadata,
+            display_name=_display(route.entry.path, auth.display_name),
+            path=req.full_path,
+            entity_id=entity_id,
+            renewable=auth.renewable,
+            mount_accessor=route.entry.accessor,
+            internal_data=auth.internal_data,
+            max_ttl=cap,
         )
         _fill_auth(auth, token, entry)
         auth.identity_policies = await self._identity_policies(entry)
 
     # --- audit --------------------------------------------------------------------------------------------------
 
-    def _audit_context(self, inc: Incoming, req: Request, route: Route, token: TokenEntry | None,
-                       identity_policies: list[str]) -> Any:
+    def _audit_context(
+        self, inc: Incoming, req: Request, route: Route, token: TokenEntry | None, identity_policies: list[str]
+    ) -> Any:
         from strongroom.audit import AuditContext
 
         return AuditContext(
@@ -275,8 +297,13 @@ def _caller(entry: TokenEntry | None) -> Caller:
     if entry is None:
         return Caller()
     return Caller(
-        token_accessor=entry.accessor, token_hash=entry.hash, display_name=entry.display_name,
-        entity_id=entry.entity_id, policies=tuple(entry.policies), metadata=dict(entry.meta), is_root=entry.is_root,
+        token_accessor=entry.accessor,
+        token_hash=entry.hash,
+        display_name=entry.display_name,
+        entity_id=entry.entity_id,
+        policies=tuple(entry.policies),
+        metadata=dict(entry.meta),
+        is_root=entry.is_root,
     )
 
 

@@ -145,7 +145,11 @@ def parse_policy(name: str, text: str) -> Policy:
     """Parse policy text (HCL or JSON). Raises :class:`PolicyError` with a message fit for the client."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
         raise PolicyError("failed to parse policy: policy text is too large")
-    doc = _load_json(text) if text.lstrip().startswith("{") else _load_hcl(text)
+    source = text[1:] if text.startswith("\ufeff") else text  # a byte-order mark from an editor is not syntax
+    try:
+        doc = _load_json(source) if source.lstrip().startswith("{") else _load_hcl(source)
+    except RecursionError:
+        raise PolicyError("failed to parse policy: nested too deeply") from None
     for key in doc:
         if key not in _TOP_KEYS:
             raise PolicyError(f'failed to parse policy: invalid key "{key}"')
@@ -311,6 +315,8 @@ def _parse_stanza(pattern: str, body: dict[str, Any], warnings: list[str]) -> Pa
             warnings.append(f"{where}: unknown template {{{{{d}}}}} never resolves, so this stanza never applies")
 
     path = pattern[1:] if pattern.startswith("/") else pattern
+    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        raise fail("the path contains a control character")
     if "+*" in path:
         raise fail("invalid use of wildcards ('+*' is forbidden)")
 

@@ -202,8 +202,12 @@ class PolicyStore:
         cached = self._policies.hit(name)
         if cached is not None:
             return cached or None
+        try:
+            validate_name(name)
+        except PolicyError:
+            return None
         generation = self._generation
-        doc = await self._view.get_json(_key(name)) if name else None
+        doc = await self._view.get_json(_key(name))
         policy: Policy | None = None
         if doc is not None:
             try:
@@ -235,8 +239,7 @@ class PolicyStore:
             raise PolicyError('cannot delete "root" policy')
         if name == "default":
             raise PolicyError('cannot delete "default" policy')
-        if not name:
-            raise PolicyError("policy name must be provided in the URL")
+        validate_name(name)
         await self._view.delete(_key(name))
         self.invalidate(name)
 

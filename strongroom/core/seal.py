@@ -57,8 +57,11 @@ def decode_key(text: object) -> bytes:
 
 
 def validate_shares(shares: object, threshold: object) -> tuple[int, int]:
-    if isinstance(shares, bool) or not isinstance(shares, int) or isinstance(threshold, bool) or not isinstance(
-        threshold, int
+    if (
+        isinstance(shares, bool)
+        or not isinstance(shares, int)
+        or isinstance(threshold, bool)
+        or not isinstance(threshold, int)
     ):
         raise InvalidRequest("secret_shares and secret_threshold must be integers")
     if shares < 1:
@@ -140,8 +143,10 @@ class ShamirSeal:
         keys = split_unseal_key(unseal_key, shares, threshold)
         cfg.secret_shares, cfg.secret_threshold = shares, threshold
         # one transaction: a crash must never leave new shares' config beside the old wrapped root key
-        await self.storage.transaction([
-            TxnOp("put", ROOT_KEY_PATH, crypto.seal(unseal_key, root_key, ROOT_KEY_PATH.encode())),
-            TxnOp("put", SEAL_CONFIG_PATH, orjson.dumps(cfg.__dict__)),
-        ])
+        await self.storage.transaction(
+            [
+                TxnOp("put", ROOT_KEY_PATH, crypto.seal(unseal_key, root_key, ROOT_KEY_PATH.encode())),
+                TxnOp("put", SEAL_CONFIG_PATH, orjson.dumps(cfg.__dict__)),
+            ]
+        )
         return keys

@@ -15,8 +15,13 @@ class CubbyholeBackend(Backend):
         self.paths = [
             Path(
                 r"(?P<path>.*)",
-                {Operation.READ: self.read, Operation.UPDATE: self.write, Operation.CREATE: self.write,
-                 Operation.DELETE: self.delete, Operation.LIST: self.list},
+                {
+                    Operation.READ: self.read,
+                    Operation.UPDATE: self.write,
+                    Operation.CREATE: self.write,
+                    Operation.DELETE: self.delete,
+                    Operation.LIST: self.list,
+                },
                 fields,
                 existence_check=self.exists_check,
                 summary="Store, read, list and delete the caller's private secrets.",

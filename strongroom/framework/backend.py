@@ -56,6 +56,10 @@ class Backend:
         self.paths: list[Path] = []
         self.secret_types: dict[str, SecretType] = {}
 
+    @classmethod
+    def validate_options(cls, options: dict[str, str]) -> None:
+        """Refuse mount options this backend does not understand, before the mount table stores them."""
+
     async def initialize(self) -> None:
         """Called once after mount or unseal."""
 

@@ -118,7 +118,9 @@ class FieldData:
                 continue
             coerced = _coerce(name, f.type, value)
             if f.allowed is not None and coerced not in f.allowed:
-                raise InvalidRequest(f"invalid value for field {name!r}: must be one of {', '.join(map(str, f.allowed))}")
+                raise InvalidRequest(
+                    f"invalid value for field {name!r}: must be one of {', '.join(map(str, f.allowed))}"
+                )
             values[name] = coerced
         self._values = values
 

@@ -156,7 +156,8 @@ class SQLiteStorage:
             elif op.kind == "put":
                 assert op.value is not None
                 conn.execute(
-                    "INSERT INTO entries(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    "INSERT INTO entries(key, value) VALUES(?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (op.key, op.value),
                 )
             elif op.kind == "delete":

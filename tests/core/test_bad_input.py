@@ -51,8 +51,10 @@ def _raw(server, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]
     import socket
 
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Vault-Token: {server.root_token}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Vault-Token: {server.root_token}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
         sock.sendall(head + body)
         data = b""
         while chunk := sock.recv(65536):
@@ -63,8 +65,14 @@ def _raw(server, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]
 
 def test_traversal_and_empty_segments(server, http):
     http.post("/v1/secret/data/real", json={"data": {"v": "1"}})
-    for path in ("/v1/secret/data/../../sys/mounts", "/v1/secret//data/real", "/v1/secret/data/./real",
-                 "/v1/secret/data/a/../real", "/v1//sys/mounts", "/v1/secret/data/x%2F..%2F..%2Fsys%2Fmounts"):
+    for path in (
+        "/v1/secret/data/../../sys/mounts",
+        "/v1/secret//data/real",
+        "/v1/secret/data/./real",
+        "/v1/secret/data/a/../real",
+        "/v1//sys/mounts",
+        "/v1/secret/data/x%2F..%2F..%2Fsys%2Fmounts",
+    ):
         status, body = _raw(server, "GET", path)
         assert status in (400, 404), (path, status, body)
         assert b'"errors"' in body and b"Traceback" not in body

@@ -47,20 +47,29 @@ def test_policy_crud_hcl_and_json(client):
 
 
 def test_deny_wins_and_capabilities_self(server, client):
-    client.sys.create_or_update_policy("mixed", """
+    client.sys.create_or_update_policy(
+        "mixed",
+        """
 path "secret/data/shared/*" { capabilities = ["read", "create", "update"] }
 path "secret/data/shared/locked" { capabilities = ["deny"] }
-""")
+""",
+    )
     tok = _token(client, "mixed")
     c = server.client(tok)
     caps = client.sys.get_capabilities(paths=["secret/data/shared/a", "secret/data/shared/locked"], token=tok)
     assert sorted(caps["secret/data/shared/a"]) == ["create", "read", "update"]
     assert caps["secret/data/shared/locked"] == ["deny"]
-    resp = httpx.post(f"{server.addr}/v1/sys/capabilities-self", headers={"X-Vault-Token": tok},
-                      json={"paths": ["secret/data/shared/a"]}).json()
+    resp = httpx.post(
+        f"{server.addr}/v1/sys/capabilities-self",
+        headers={"X-Vault-Token": tok},
+        json={"paths": ["secret/data/shared/a"]},
+    ).json()
     assert sorted(resp["capabilities"]) == ["create", "read", "update"]
-    root_caps = httpx.post(f"{server.addr}/v1/sys/capabilities-self", headers={"X-Vault-Token": server.root_token},
-                           json={"path": "anything"}).json()
+    root_caps = httpx.post(
+        f"{server.addr}/v1/sys/capabilities-self",
+        headers={"X-Vault-Token": server.root_token},
+        json={"path": "anything"},
+    ).json()
     assert root_caps["capabilities"] == ["root"]
     with pytest.raises(hvac.exceptions.Forbidden):
         c.secrets.kv.v2.create_or_update_secret("shared/locked", secret={"v": "x"})
@@ -77,12 +86,15 @@ def test_sudo_protected_paths(server, client):
 
 
 def test_policy_parameter_constraints(server, client):
-    client.sys.create_or_update_policy("params", """
+    client.sys.create_or_update_policy(
+        "params",
+        """
 path "cubbyhole/*" {
   capabilities = ["create", "update"]
   allowed_parameters = { "colour" = ["red", "blue"] }
 }
-""")
+""",
+    )
     c = server.client(_token(client, "params"))
     c.write("cubbyhole/a", colour="red")
     with pytest.raises(hvac.exceptions.Forbidden):

@@ -35,11 +35,16 @@ def test_dev_server_prints_root_token_mounts_kv_v2_and_stops_on_sigterm(server):
 @pytest.mark.parametrize(
     ("text", "expect"),
     [
-        ('storage "sqlite" { path = "x.db" }\nlistener "tcp" { address = "127.0.0.1:1"\n tls_disable = true }\n'
-         'telemetry { x = 1 }', "unknown stanza"),
+        (
+            'storage "sqlite" { path = "x.db" }\nlistener "tcp" { address = "127.0.0.1:1"\n tls_disable = true }\n'
+            "telemetry { x = 1 }",
+            "unknown stanza",
+        ),
         ('storage "etcd" { path = "x" }\nlistener "tcp" { tls_disable = true }', "unknown storage type"),
-        ('storage "sqlite" { path = "x.db" }\nlistener "tcp" { address = "nonsense"\n tls_disable = true }',
-         "host:port"),
+        (
+            'storage "sqlite" { path = "x.db" }\nlistener "tcp" { address = "nonsense"\n tls_disable = true }',
+            "host:port",
+        ),
         ('storage "sqlite" { path = "x.db" }\nlistener "tcp" { address = "127.0.0.1:8200" }', "tls_cert_file"),
         ('storage "sqlite" { path = "x.db" }\nlistener "tcp" { tls_disable = "maybe" }', "true or false"),
         ('storage "sqlite" {', "cannot parse"),
@@ -57,20 +62,25 @@ def test_bad_config_is_a_clear_startup_error(tmp_path, text, expect):
 def _self_signed(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     import ipaddress
 
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = tmp_path / "tls.crt", tmp_path / "tls.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -83,8 +93,9 @@ def test_tls_listener_serves_https(tmp_path):
         f'listener "tcp" {{\n address = "127.0.0.1:{port}"\n tls_cert_file = "{cert}"\n tls_key_file = "{key}"\n}}\n'
         'api_addr = "https://127.0.0.1"\nui = false\ndisable_mlock = true\nlog_level = "warn"\n'
     )
-    proc = subprocess.Popen([STRONGROOM, "server", "--config", str(cfg)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [STRONGROOM, "server", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         assert "https://127.0.0.1" in line
@@ -98,14 +109,17 @@ def test_tls_listener_serves_https(tmp_path):
 
 
 def test_status_and_operator_commands(server_factory, tmp_path):
-    srv = server_factory(config_text='storage "sqlite" { path = "{storage}" }\n'
-                                     'listener "tcp" {\n address = "127.0.0.1:{port}"\n tls_disable = true\n}\n')
+    srv = server_factory(
+        config_text='storage "sqlite" { path = "{storage}" }\n'
+        'listener "tcp" {\n address = "127.0.0.1:{port}"\n tls_disable = true\n}\n'
+    )
     env = {"VAULT_ADDR": srv.addr}
     import os
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([STRONGROOM, *args], capture_output=True, text=True, env={**os.environ, **env},
-                              timeout=30)
+        return subprocess.run(
+            [STRONGROOM, *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=30
+        )
 
     out = run("operator", "init", "--key-shares", "3", "--key-threshold", "2")
     assert out.returncode == 0, out.stderr

@@ -10,8 +10,9 @@ from tests.conftest import wait_for
 
 
 def test_create_lookup_and_shape(client):
-    created = client.auth.token.create(policies=["default"], ttl="1h", meta={"team": "payments"},
-                                       display_name="ci-bot", num_uses=0)
+    created = client.auth.token.create(
+        policies=["default"], ttl="1h", meta={"team": "payments"}, display_name="ci-bot", num_uses=0
+    )
     auth = created["auth"]
     assert auth["client_token"].startswith("hvs.") and len(auth["client_token"]) == 28
     assert auth["policies"] == ["default"] and auth["renewable"] is True

@@ -217,3 +217,21 @@ def test_revoking_the_pods_token_revokes_its_credentials(server, engine, cassand
     assert cassandra_node.can_login(user, pw)
     check(engine.post("/v1/auth/token/revoke", json={"token": token}), 204)
     wait_until(lambda: not cassandra_node.can_login(user, pw), message="the pod's user to be dropped")
+
+
+def test_cluster_annotation_selects_the_connection(engine, cassandra_node, cassandra_admin):
+    # s-other-cluster declares strongroom.io/cluster: c2; once c2 exists its credentials come from there
+    c2 = {
+        "plugin_name": "cassandra-database-plugin",
+        "hosts": cassandra_node.host,
+        "port": cassandra_node.port,
+        "username": cassandra_admin[0],
+        "password": cassandra_admin[1],
+        "allowed_roles": "k8s_*",
+        "username_template": "c2_{{role_name:20}}_{{random:20}}",
+    }
+    check(engine.post("/v1/database/config/c2", json=c2), 204)
+    body = _creds(engine, "k8s_rw_s-other-cluster_default")
+    assert body["data"]["username"].startswith("c2_k8s_rw_s_other_clus")
+    assert cassandra_node.can_login(body["data"]["username"], body["data"]["password"])
+    assert _creds(engine, "k8s_rw_s-ledger_default")["data"]["username"].startswith("v_")

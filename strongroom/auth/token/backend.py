@@ -88,18 +88,41 @@ class TokenBackend(Backend):
     def __init__(self, ctx: BackendContext) -> None:
         super().__init__(ctx)
         self.core: Core = ctx.services["core"]
-        token_f = {"token": Field(FieldType.STRING, "The token."), "increment": Field(FieldType.DURATION, "TTL increment.")}
-        acc_f = {"accessor": Field(FieldType.STRING, "The token's accessor."),
-                 "increment": Field(FieldType.DURATION, "TTL increment.")}
+        token_f = {
+            "token": Field(FieldType.STRING, "The token."),
+            "increment": Field(FieldType.DURATION, "TTL increment."),
+        }
+        acc_f = {
+            "accessor": Field(FieldType.STRING, "The token's accessor."),
+            "increment": Field(FieldType.DURATION, "TTL increment."),
+        }
         inc_f = {"increment": Field(FieldType.DURATION, "TTL increment.", default=0)}
         self.paths = [
-            Path(r"create-orphan", {Operation.UPDATE: self.create_orphan}, _CREATE_FIELDS, summary="Create an orphan token."),
-            Path(rf"create/{generic_name('role_name')}", {Operation.UPDATE: self.create}, _CREATE_FIELDS,
-                 summary="Create a token against a role."),
+            Path(
+                r"create-orphan",
+                {Operation.UPDATE: self.create_orphan},
+                _CREATE_FIELDS,
+                summary="Create an orphan token.",
+            ),
+            Path(
+                rf"create/{generic_name('role_name')}",
+                {Operation.UPDATE: self.create},
+                _CREATE_FIELDS,
+                summary="Create a token against a role.",
+            ),
             Path(r"create", {Operation.UPDATE: self.create}, _CREATE_FIELDS, summary="Create a token."),
-            Path(r"lookup", {Operation.UPDATE: self.lookup, Operation.READ: self.lookup}, token_f, summary="Look up a token."),
-            Path(r"lookup-self", {Operation.READ: self.lookup_self, Operation.UPDATE: self.lookup_self}, token_f,
-                 summary="Look up the caller's token."),
+            Path(
+                r"lookup",
+                {Operation.UPDATE: self.lookup, Operation.READ: self.lookup},
+                token_f,
+                summary="Look up a token.",
+            ),
+            Path(
+                r"lookup-self",
+                {Operation.READ: self.lookup_self, Operation.UPDATE: self.lookup_self},
+                token_f,
+                summary="Look up the caller's token.",
+            ),
             Path(r"lookup-accessor", {Operation.UPDATE: self.lookup_accessor}, acc_f, summary="Look up by accessor."),
             Path(r"renew", {Operation.UPDATE: self.renew}, token_f, summary="Renew a token."),
             Path(r"renew-self", {Operation.UPDATE: self.renew_self}, inc_f, summary="Renew the caller's token."),
@@ -107,13 +130,22 @@ class TokenBackend(Backend):
             Path(r"revoke", {Operation.UPDATE: self.revoke}, token_f, summary="Revoke a token and its children."),
             Path(r"revoke-self", {Operation.UPDATE: self.revoke_self}, summary="Revoke the caller's token."),
             Path(r"revoke-accessor", {Operation.UPDATE: self.revoke_accessor}, acc_f, summary="Revoke by accessor."),
-            Path(r"revoke-orphan", {Operation.UPDATE: self.revoke_orphan}, token_f, sudo=True,
-                 summary="Revoke a token; its children become orphans."),
+            Path(
+                r"revoke-orphan",
+                {Operation.UPDATE: self.revoke_orphan},
+                token_f,
+                sudo=True,
+                summary="Revoke a token; its children become orphans.",
+            ),
             Path(r"accessors/?", {Operation.LIST: self.list_accessors}, sudo=True, summary="List token accessors."),
             Path(r"roles/?", {Operation.LIST: self.list_roles}, summary="List token roles."),
-            Path(rf"roles/{generic_name('role_name')}",
-                 {Operation.READ: self.read_role, Operation.UPDATE: self.write_role, Operation.DELETE: self.delete_role},
-                 _ROLE_FIELDS, existence_check=self.role_exists, summary="Manage a token role."),
+            Path(
+                rf"roles/{generic_name('role_name')}",
+                {Operation.READ: self.read_role, Operation.UPDATE: self.write_role, Operation.DELETE: self.delete_role},
+                _ROLE_FIELDS,
+                existence_check=self.role_exists,
+                summary="Manage a token role.",
+            ),
             Path(r"tidy", {Operation.UPDATE: self.tidy}, summary="Clean up dangling token index entries."),
         ]
 
@@ -200,12 +232,21 @@ class TokenBackend(Backend):
         explicit = fd.get("explicit_max_ttl") or (role["token_explicit_max_ttl"] if role else 0)
         max_ttl = min(x for x in ((role["token_max_ttl"] if role else 0) or mount_max, mount_max) if x)
         token, entry = await self.core.tokens.create(
-            policies=policies, parent=None if (orphan or no_parent) else parent, ttl=ttl, explicit_max_ttl=explicit,
-            period=period, num_uses=fd.get("num_uses") or (role["token_num_uses"] if role else 0),
-            meta=fd.get("meta"), display_name=_display_name(fd.get("display_name")),
-            path=req.full_path, entity_id=parent.entity_id if role is None else "", role_name=role_name,
-            renewable=fd.get("renewable") and (role is None or role["renewable"]), token_id=fd.get("id") or "",
-            default_ttl=mount_default, max_ttl=max_ttl,
+            policies=policies,
+            parent=None if (orphan or no_parent) else parent,
+            ttl=ttl,
+            explicit_max_ttl=explicit,
+            period=period,
+            num_uses=fd.get("num_uses") or (role["token_num_uses"] if role else 0),
+            meta=fd.get("meta"),
+            display_name=_display_name(fd.get("display_name")),
+            path=req.full_path,
+            entity_id=parent.entity_id if role is None else "",
+            role_name=role_name,
+            renewable=fd.get("renewable") and (role is None or role["renewable"]),
+            token_id=fd.get("id") or "",
+            default_ttl=mount_default,
+            max_ttl=max_ttl,
         )
         return Response(auth=_auth_for(token, entry), warnings=warnings)
 
@@ -243,11 +284,20 @@ class TokenBackend(Backend):
         if entry.mount_accessor:
             route = self.core.router.by_accessor(entry.mount_accessor)
             if route is not None and route.backend is not self:
-                renew_req = Request(operation=Operation.RENEW, path="login", storage=route.backend.ctx.storage,
-                                    mount_point=route.entry.route_path, mount_accessor=route.entry.accessor,
-                                    mount_type=route.entry.type, caller=req.caller,
-                                    auth=Auth(metadata=dict(entry.meta), internal_data=dict(entry.internal_data),
-                                              policies=list(entry.policies)))
+                renew_req = Request(
+                    operation=Operation.RENEW,
+                    path="login",
+                    storage=route.backend.ctx.storage,
+                    mount_point=route.entry.route_path,
+                    mount_accessor=route.entry.accessor,
+                    mount_type=route.entry.type,
+                    caller=req.caller,
+                    auth=Auth(
+                        metadata=dict(entry.meta),
+                        internal_data=dict(entry.internal_data),
+                        policies=list(entry.policies),
+                    ),
+                )
                 await route.backend.auth_renew(renew_req)
         _, mount_max = _ttls(self.core, req.mount_point)
         entry = await self.core.tokens.renew(entry, increment, mount_max)
@@ -358,8 +408,15 @@ def _ttls(core: Core, mount_point: str) -> tuple[int, int]:
 
 def _auth_for(token: str, entry: TokenEntry) -> Auth:
     return Auth(
-        client_token=token, accessor=entry.accessor, policies=list(entry.policies),
-        token_policies=list(entry.policies), metadata=dict(entry.meta), ttl=entry.ttl_remaining(),
-        renewable=entry.renewable, entity_id=entry.entity_id, orphan=entry.orphan, num_uses=max(entry.num_uses, 0),
+        client_token=token,
+        accessor=entry.accessor,
+        policies=list(entry.policies),
+        token_policies=list(entry.policies),
+        metadata=dict(entry.meta),
+        ttl=entry.ttl_remaining(),
+        renewable=entry.renewable,
+        entity_id=entry.entity_id,
+        orphan=entry.orphan,
+        num_uses=max(entry.num_uses, 0),
         display_name=entry.display_name,
     )

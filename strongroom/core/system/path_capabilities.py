@@ -62,6 +62,10 @@ def paths(core: Core) -> list[Path]:
     return [
         Path(r"capabilities-self", {Operation.UPDATE: self_caps}, fields, summary="Capabilities of the caller."),
         Path(r"capabilities", {Operation.UPDATE: token_caps}, fields, summary="Capabilities of a token."),
-        Path(r"capabilities-accessor", {Operation.UPDATE: accessor_caps}, fields,
-             summary="Capabilities of a token, by accessor."),
+        Path(
+            r"capabilities-accessor",
+            {Operation.UPDATE: accessor_caps},
+            fields,
+            summary="Capabilities of a token, by accessor.",
+        ),
     ]

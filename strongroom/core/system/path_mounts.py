@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from strongroom.core.logical import InvalidRequest, NotFound, Operation, Request, Response
-from strongroom.core.mounts import MountEntry, new_mount, normalize_mount_path
+from strongroom.core.mounts import MountEntry, backend_class, new_mount, normalize_mount_path
 from strongroom.core.tokens import SYSTEM_MAX_TTL
 from strongroom.framework import Field, FieldData, FieldType, Path
 from strongroom.framework.durations import parse_duration
@@ -14,8 +14,12 @@ if TYPE_CHECKING:
     from strongroom.core.core import Core
 
 _TTL_KEYS = ("default_lease_ttl", "max_lease_ttl")
-_LIST_KEYS = ("audit_non_hmac_request_keys", "audit_non_hmac_response_keys", "passthrough_request_headers",
-              "allowed_response_headers")
+_LIST_KEYS = (
+    "audit_non_hmac_request_keys",
+    "audit_non_hmac_response_keys",
+    "passthrough_request_headers",
+    "allowed_response_headers",
+)
 
 
 def _parse_config(raw: dict[str, Any], current: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -93,9 +97,15 @@ def paths(core: Core) -> list[Path]:
                 raise InvalidRequest(f"cannot mount at reserved path {path!r}")
             if mtype in ("system", "identity", "cubbyhole", "token"):
                 raise InvalidRequest(f"cannot mount a second {mtype!r} backend")
+            backend_class(mtype, is_auth).validate_options(options)
             entry = new_mount(
-                path, mtype, is_auth=is_auth, description=fd.get("description"),
-                config=_parse_config(fd.get("config") or {}), options=options, local=fd.get("local"),
+                path,
+                mtype,
+                is_auth=is_auth,
+                description=fd.get("description"),
+                config=_parse_config(fd.get("config") or {}),
+                options=options,
+                local=fd.get("local"),
                 seal_wrap=fd.get("seal_wrap"),
             )
             if core.router.get(entry.route_path) is not None:
@@ -135,8 +145,11 @@ def paths(core: Core) -> list[Path]:
             raw_cfg = {k: v for k, v in fd.raw.items() if k in _TTL_KEYS + _LIST_KEYS + ("listing_visibility",)}
             new_cfg = _parse_config(raw_cfg, entry.config)
             new_opts = _parse_options(fd.raw.get("options"), entry.options)
-            if entry.type == "kv" and entry.options.get("version") == "2" and new_opts.get("version") == "1":
-                raise InvalidRequest("cannot downgrade mount from versioned to non-versioned")
+            if entry.type == "kv" and entry.options.get("version", "1") != new_opts.get("version", "1"):
+                raise InvalidRequest(
+                    "changing the KV version of an existing mount is not supported; mount a new path and copy the data"
+                )
+            backend_class(entry.type, entry.is_auth).validate_options(new_opts)
             entry.config = new_cfg
             if "description" in fd.raw:
                 entry.description = fd.get("description")
@@ -180,10 +193,19 @@ def paths(core: Core) -> list[Path]:
         sudo = is_auth  # Vault: auth/* is root-protected; mounts/* is not
         out += [
             Path(rf"{prefix}/?", {Operation.READ: read_all}, summary=f"List the {prefix}."),
-            Path(rf"{prefix}/(?P<path>.+?)/tune/?", {Operation.READ: read_tune, Operation.UPDATE: write_tune},
-                 tune_fields, sudo=sudo, summary="Tune a mount."),
-            Path(rf"{prefix}/(?P<path>.+?)/?",
-                 {Operation.READ: read_one, Operation.UPDATE: enable, Operation.DELETE: disable},
-                 fields, sudo=sudo, summary=f"Enable, read or disable one of the {prefix}."),
+            Path(
+                rf"{prefix}/(?P<path>.+?)/tune/?",
+                {Operation.READ: read_tune, Operation.UPDATE: write_tune},
+                tune_fields,
+                sudo=sudo,
+                summary="Tune a mount.",
+            ),
+            Path(
+                rf"{prefix}/(?P<path>.+?)/?",
+                {Operation.READ: read_one, Operation.UPDATE: enable, Operation.DELETE: disable},
+                fields,
+                sudo=sudo,
+                summary=f"Enable, read or disable one of the {prefix}.",
+            ),
         ]
     return out

@@ -29,8 +29,12 @@ def paths(core: Core) -> list[Path]:
         return Response(data={"installed": await run_bootstrap(core)})
 
     return [
-        Path(r"bootstrap", {Operation.UPDATE: bootstrap}, sudo=True,
-             summary="Install the default workload login, kubernetes-reader and people policies."),
+        Path(
+            r"bootstrap",
+            {Operation.UPDATE: bootstrap},
+            sudo=True,
+            summary="Install the default workload login, kubernetes-reader and people policies.",
+        ),
         Path(r"seal", {Operation.UPDATE: seal}, sudo=True, summary="Seal the server."),
         Path(r"step-down", {Operation.UPDATE: seal}, sudo=True, summary="Give up active duty (seals a single node)."),
         Path(r"rotate(/keyring)?", {Operation.UPDATE: rotate}, sudo=True, summary="Add a new barrier key term."),
