@@ -75,6 +75,25 @@ def hmac_sha256_hex(key: bytes, data: bytes) -> str:
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
+class HmacKey:
+    """A keyed HMAC-SHA256 prepared once; each use copies the keyed state instead of re-deriving the pads."""
+
+    __slots__ = ("_base",)
+
+    def __init__(self, key: bytes) -> None:
+        self._base = hmac.new(key, digestmod=hashlib.sha256)
+
+    def hexdigest(self, data: bytes) -> str:
+        h = self._base.copy()
+        h.update(data)
+        return h.hexdigest()
+
+    def digest(self, data: bytes) -> bytes:
+        h = self._base.copy()
+        h.update(data)
+        return h.digest()
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -282,8 +282,15 @@ def test_sudo_alone_grants_no_operation() -> None:
     assert not allowed(acl_of(stanza("sys/rotate", "sudo")), U, "sys/rotate", sudo=True)
 
 
+def test_root_policy_alongside_others_grants_nothing() -> None:
+    # Vault refuses such an ACL outright; a "root" arriving with other policies must not make a root token
+    acl = compile_acl([parse_policy("root", ""), parse_policy("x", stanza("*", "read"))])
+    assert not acl.root
+    assert not allowed(acl, R, "secret/x")
+
+
 def test_root_policy_grants_everything() -> None:
-    acl = compile_acl([parse_policy("root", ""), parse_policy("x", stanza("*", "deny"))])
+    acl = compile_acl([parse_policy("root", "")])
     assert acl.root
     decision = acl.allow(D, "sys/raw/anything", None, True)
     assert decision.allowed and decision.is_root
@@ -560,8 +567,9 @@ async def test_acl_for_reflects_policy_changes() -> None:
     assert not allowed(await ps.acl_for(("app",), ""), R, "secret/a")
     await ps.delete("app")
     assert not allowed(await ps.acl_for(("app",), ""), R, "secret/a")
-    assert await ps.acl_for(("root",), "") is not None
     assert (await ps.acl_for(("root",), "")).root
+    mixed = await ps.acl_for(("root", "default"), "")
+    assert not mixed.root and not allowed(mixed, R, "auth/token/lookup-self")
 
 
 async def test_acl_for_resolves_identity_and_follows_its_changes() -> None:

@@ -66,6 +66,8 @@ def test_base64_policy_text_is_decoded_like_vault() -> None:
     encoded = base64.b64encode(HCL.encode()).decode()
     assert decode_policy_text(encoded) == HCL
     assert decode_policy_text(HCL) == HCL  # plain text stays as it is
+    wrapped = "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76)) + "\n"  # as `base64` prints it
+    assert decode_policy_text(wrapped) == HCL
     assert parse_policy("b", decode_policy_text(encoded)).paths == parse_policy("b", HCL).paths
 
 

@@ -66,10 +66,6 @@ def seq_of(line: bytes) -> int | None:
     return None
 
 
-def line_mac(mac_key: bytes, unsigned_line: bytes) -> str:
-    return "hmac-sha256:" + crypto.hmac_sha256_hex(mac_key, hashlib.sha256(unsigned_line).hexdigest().encode())
-
-
 def unsigned(line: bytes) -> tuple[bytes, str] | None:
     """Split a signed line into the line as it reads without ``mac`` and the mac; None if it carries none."""
     cut = len(line) - MAC_SUFFIX_LEN
@@ -86,20 +82,31 @@ class Chain:
     so the gap shows in the file itself as removed entries instead of passing unnoticed.
     """
 
-    __slots__ = ("seq", "prev_hash", "mac_key", "floor")
+    __slots__ = ("seq", "prev_hash", "_mac_key", "_mac", "floor")
 
     def __init__(self, seq: int = 0, prev_hash: str = GENESIS) -> None:
         self.seq = seq
         self.prev_hash = prev_hash
-        self.mac_key = b""
+        self._mac_key = b""
+        self._mac: crypto.HmacKey | None = None
         self.floor: tuple[int, str] | None = None
+
+    @property
+    def mac_key(self) -> bytes:
+        return self._mac_key
+
+    @mac_key.setter
+    def mac_key(self, key: bytes) -> None:
+        self._mac_key = key
+        self._mac = crypto.HmacKey(key) if key else None
 
     def line(self, entry: dict[str, Any]) -> bytes:
         """The next line (without newline) for ``entry``; call :meth:`advance` once it is written."""
         body = orjson.dumps({**entry, "seq": self.seq + 1, "prev_hash": self.prev_hash})
-        if not self.mac_key:
+        if self._mac is None:
             return body
-        return body[:-1] + b',"mac":"' + line_mac(self.mac_key, body).encode() + b'"}'
+        mac = "hmac-sha256:" + self._mac.hexdigest(hashlib.sha256(body).hexdigest().encode())
+        return body[:-1] + b',"mac":"' + mac.encode() + b'"}'
 
     def advance(self, line: bytes) -> None:
         self.seq += 1

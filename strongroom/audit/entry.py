@@ -23,9 +23,25 @@ HMAC_PREFIX = "hmac-sha256:"
 Hasher = Callable[[str], str]
 
 
+_MEMO_LIMIT = 4096
+_MEMO_MAX_LEN = 256
+
+
 def hmac_hasher(key: bytes) -> Hasher:
+    hexdigest = crypto.HmacKey(key).hexdigest
+    # Tokens, accessors, paths and policy names repeat on every request; remembering their HMACs (only while the
+    # server is unsealed, beside the barrier's own plaintext cache) saves most of the hashing.
+    memo: dict[str, str] = {}
+
     def h(value: str) -> str:
-        return HMAC_PREFIX + crypto.hmac_sha256_hex(key, value.encode())
+        out = memo.get(value)
+        if out is None:
+            out = HMAC_PREFIX + hexdigest(value.encode())
+            if len(value) <= _MEMO_MAX_LEN:
+                if len(memo) >= _MEMO_LIMIT:
+                    memo.clear()
+                memo[value] = out
+        return out
 
     return h
 

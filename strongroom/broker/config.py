@@ -185,12 +185,18 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> BrokerCon
     storage = broker.get("storage", "sqlite:///broker.db")
     if storage.startswith("sqlite:///"):
         storage = "sqlite:///" + path(storage.removeprefix("sqlite:///"))
+    public_url = broker.get("public_url", f"http://{listen}").rstrip("/")
+    if production is not False:
+        # Kubernetes only trusts an https issuer, and an IdP key set fetched in clear could be swapped in transit.
+        for name, url in (("broker.public_url", public_url), ("idp.jwks_url", idp["jwks_url"])):
+            if not url.startswith("https://"):
+                raise ConfigError(f"{name} must be an https:// URL in production")
     algorithm = broker.get("oidc_algorithm", "RS256")
     if algorithm not in ("RS256", "ES256"):
         raise ConfigError("broker.oidc_algorithm must be RS256 or ES256")
     return BrokerConfig(
         listen=listen,
-        public_url=broker.get("public_url", f"http://{listen}").rstrip("/"),
+        public_url=public_url,
         storage=storage,
         audit_log=path(broker.get("audit_log", "broker-audit.jsonl")),
         production=production is not False,

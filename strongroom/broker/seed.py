@@ -27,8 +27,15 @@ from strongroom.broker.attestation.document import AttestationDocument, Attestat
 from strongroom.broker.attestation.nitro import verify_nitro
 from strongroom.broker.kinds.broker_deploy import GRANT_AUDIENCE, GRANT_SUBJECT
 from strongroom.broker.oidc import OidcIssuer
+from strongroom.broker.recipient import RecipientError, wrap_for
 
 _AAD = b"strongroom-broker-seed/v1\n"
+
+
+def seed_from(data: object) -> SeedKeys:
+    if not isinstance(data, dict) or not isinstance(data.get("oidc_private_key_pem"), str):
+        raise SeedSealed("the released seed is not in the expected format")
+    return SeedKeys(oidc_private_key_pem=data["oidc_private_key_pem"], strongroom_token=data.get("strongroom_token"))
 
 
 class SeedSealed(Exception):
@@ -100,13 +107,15 @@ class KeyRelease:
     def challenge() -> bytes:
         return secrets.token_bytes(32)
 
-    def _open(self, sealed: dict[str, Any]) -> SeedKeys:
+    def _open_bytes(self, sealed: dict[str, Any]) -> bytes:
         try:
             blob = base64.b64decode(sealed["ciphertext"], validate=True)
-            plain = crypto.open_sealed(self._kek, blob, _aad(sealed["policy"]))
-            return SeedKeys(**orjson.loads(plain))
+            return crypto.open_sealed(self._kek, blob, _aad(sealed["policy"]))
         except (KeyError, ValueError, TypeError, crypto.DecryptionError):
             raise SeedSealed("the sealed seed does not open: wrong key, or the file or policy was altered") from None
+
+    def _open(self, sealed: dict[str, Any]) -> SeedKeys:
+        return seed_from(orjson.loads(self._open_bytes(sealed)))
 
     def verify(self, document: bytes, nonce: bytes) -> AttestationDocument:
         try:
@@ -114,14 +123,21 @@ class KeyRelease:
         except AttestationError as exc:
             raise SeedSealed(f"attestation rejected: {exc}") from None
 
-    def release(self, sealed: dict[str, Any], document: bytes, nonce: bytes) -> tuple[SeedKeys, AttestationDocument]:
+    def release(self, sealed: dict[str, Any], document: bytes, nonce: bytes) -> tuple[bytes, AttestationDocument]:
+        """The seed encrypted to the document's public key, for an allowed, fresh, genuine attestation only."""
         doc = self.verify(document, nonce)
         if doc.debug_mode:
             raise SeedSealed("attestation is from a debug-mode enclave (all-zero PCR0); its memory is not private")
         allowed = sealed["policy"].get("allowed_measurements", [])
         if not any(crypto.constant_time_eq(doc.measurement, m) for m in allowed):
             raise SeedSealed(f"image measurement {doc.measurement} is not on the allowed list")
-        return self._open(sealed), doc
+        if doc.public_key is None:
+            raise SeedSealed("the attestation names no public key to release the seed to")
+        plain = self._open_bytes(sealed)
+        try:
+            return wrap_for(doc.public_key, plain), doc
+        except RecipientError as exc:
+            raise SeedSealed(str(exc)) from None
 
     def allow_measurement(self, sealed: dict[str, Any], grant: str, issuer_url: str, *,
                           now: float | None = None) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from strongroom.broker.audit_log import HashChainLog
 from strongroom.broker.build import build_artifact, measurement
 from strongroom.broker.config import BrokerConfig
 from strongroom.broker.events import EventSink
-from strongroom.broker.seed import KeyRelease, SeedKeys, SeedSealed, read_kek, read_sealed
+from strongroom.broker.recipient import Recipient
+from strongroom.broker.seed import KeyRelease, SeedKeys, SeedSealed, read_kek, read_sealed, seed_from
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,11 @@ def unseal(config: BrokerConfig, attestor: LocalAttestor | NitroAttestor | None 
     try:
         attestor = attestor or make_attestor(config)
         release = KeyRelease(read_kek(config.seed.kek_file), attestor.roots)
+        recipient = Recipient()
         nonce = release.challenge()
-        document = attestor.attest(nonce=nonce)
-        seed, doc = release.release(read_sealed(config.seed.file), document, nonce)
+        document = attestor.attest(nonce=nonce, public_key=recipient.public_der)
+        wrapped, doc = release.release(read_sealed(config.seed.file), document, nonce)
+        seed = seed_from(recipient.open(wrapped))
     except (SeedSealed, Exception) as exc:
         events.emit("seed-release-refused", None, None, details={"why": str(exc)}, critical=True)
         raise SeedSealed(str(exc)) from None

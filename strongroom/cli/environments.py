@@ -11,6 +11,9 @@ Config file: ``--config`` flag, else ``$STRONGROOM_CONFIG``, else ``<user config
     jwt_role = "engineer"
     jwt_mount = "jwt"
     idp_token_file = "~/.config/company/idp-token"   # else $STRONGROOM_IDP_TOKEN
+    # optional: the transport key fingerprints this environment may present; anything else is refused, so a
+    # TLS-terminating box in between cannot swap in a key of its own
+    transport_fingerprints = ["SHA256:..."]
 
 ``--addr``/``STRONGROOM_ADDR`` and ``--token``/``STRONGROOM_TOKEN`` override the environment's address and login.
 """
@@ -56,6 +59,7 @@ class Environment:
     jwt_mount: str = "jwt"
     idp_token_file: str | None = None
     token: str | None = None  # from --token / STRONGROOM_TOKEN only, never from the file
+    transport_fingerprints: tuple[str, ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -95,6 +99,7 @@ def load(path: Path) -> dict[str, Environment]:
             jwt_role=table.get("jwt_role", "engineer"),
             jwt_mount=str(table.get("jwt_mount", "jwt")).strip("/"),
             idp_token_file=table.get("idp_token_file"),
+            transport_fingerprints=tuple(str(f) for f in table.get("transport_fingerprints") or ()),
         )
     return envs
 
@@ -153,9 +158,11 @@ class Session:
             body = self.call("POST", f"auth/{env.jwt_mount}/login", {"role": env.jwt_role, "jwt": _idp_token(env)})
             self._http.headers["X-Vault-Token"] = body["auth"]["client_token"]
 
-    def call(self, method: str, path: str, json: dict[str, Any] | None = None) -> Any:
+    def call(
+        self, method: str, path: str, json: dict[str, Any] | None = None, params: dict[str, str] | None = None
+    ) -> Any:
         try:
-            resp = self._http.request(method, path, json=json)
+            resp = self._http.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
             raise ApiError(0, [f"cannot reach {self.env.address}: {type(exc).__name__}"], path) from None
         if resp.status_code == 204:
@@ -172,7 +179,7 @@ class Session:
     def list(self, path: str) -> list[str]:
         try:
             # GET ?list=true rather than the LIST verb: some HTTP stacks in between refuse unknown verbs
-            body = self.call("GET", f"{path}?list=true")
+            body = self.call("GET", path, params={"list": "true"})
         except ApiError as exc:
             if exc.status == 404:
                 return []

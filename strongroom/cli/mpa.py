@@ -190,8 +190,16 @@ def cancel_cmd(client: Any, request_id: str) -> None:
 @click.pass_obj
 def revoke_cmd(client: Any, request_id: str, comment: str) -> None:
     """End access now (Strongroom tokens and database credentials end at once; OIDC tokens simply expire)."""
-    client().call("POST", f"/v1/requests/{request_id}/revoke", {"comment": comment})
+    req = client().call("POST", f"/v1/requests/{request_id}/revoke", {"comment": comment})["request"]
     click.echo(f"Request {request_id} revoked.")
+    if req.get("fetched_at") and req["kind"] in _oidc_kinds(client):
+        click.echo("Note: an OIDC token cannot be revoked; it stays valid until it expires at "
+                   f"{_when(req.get('access_expires_at'))}.", err=True)
+
+
+def _oidc_kinds(client: Any) -> set[str]:
+    kinds = client().call("GET", "/v1/kinds")["kinds"]
+    return {k["name"] for k in kinds if k["type"] == "kubernetes"}
 
 
 @mpa.command("break-glass")

@@ -7,6 +7,8 @@ transport key, so nothing between this CLI and the server's write handler sees t
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import getpass
 import sys
@@ -237,8 +239,7 @@ def _create(c: Ctx, service: str, namespace: str | None, name: str | None, versi
         except envs.ApiError as exc:
             msg = f"cannot fetch {c.env.name}'s transport key, refusing to send the value: {exc}"
             raise Abort(msg, EXIT_FAILED) from None
-        c.out.info("🔐", f"Encrypting to {c.env.name}'s transport key {key['fingerprint']} (version {key['version']})")
-        envelope = transport_crypto.seal_json(key["key"], int(key["version"]), {"data": value})
+        envelope = _seal(c, key, value)
         del value, raw
         if not _confirm(c, "🆕", f"Write {where} to environment {c.env.name}?", yes):
             raise Abort("cancelled", EXIT_USAGE)
@@ -252,6 +253,30 @@ def _create(c: Ctx, service: str, namespace: str | None, name: str | None, versi
                 raise _refuse_existing(c, where) from None
             raise Abort(f"writing {where} failed: {exc}", EXIT_FAILED) from None
         c.out.success(f"Secret created at {where} in {c.env.name}")
+
+
+def _seal(c: Ctx, key: dict[str, Any], value: str) -> str:
+    """Encrypt to the server's transport key, after checking the key is the one the server published to us."""
+    try:
+        public = base64.b64decode(key["key"], validate=True)
+        version = int(key["version"])
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        raise Abort(f"{c.env.name} published a malformed transport key", EXIT_FAILED) from None
+    fingerprint = transport_crypto.fingerprint(public)
+    if key.get("fingerprint") != fingerprint:
+        raise Abort(f"{c.env.name}'s transport key does not match its fingerprint; refusing to send", EXIT_FAILED)
+    pinned = c.env.transport_fingerprints
+    if pinned and fingerprint not in pinned:
+        raise Abort(
+            f"{c.env.name}'s transport key {fingerprint} is not one of the fingerprints pinned in the config; "
+            "refusing to send the value",
+            EXIT_FAILED,
+        )
+    c.out.info("🔐", f"Encrypting to {c.env.name}'s transport key {fingerprint} (version {version})")
+    try:
+        return transport_crypto.seal_json(key["key"], version, {"data": value})
+    except transport_crypto.EnvelopeError as exc:
+        raise Abort(str(exc), EXIT_FAILED) from None
 
 
 def _walk(s: envs.Session, base: str, prefix: str, depth: int = 0) -> Iterator[tuple[str, list[str]]]:
@@ -363,9 +388,7 @@ def register(cli: click.Group) -> None:
                 rows = []
                 for v in _versions(s, svc, checked):
                     meta = (s.call("GET", _meta_path(svc, f"{checked}/{v}")) or {}).get("data") or {}
-                    rows.append(
-                        (v, meta.get("created_time", ""), (meta.get("custom_metadata") or {}).get("created_by", ""))
-                    )
+                    rows.append((v, meta.get("created_time", ""), _creator(meta)))
             if not rows:
                 c.out.info("🔍", f"No versions of {checked} in {c.env.name}")
                 return
@@ -412,6 +435,12 @@ def register(cli: click.Group) -> None:
                 c.out.result(value if isinstance(value, str) else _json(value))
 
         _run(go, c)
+
+
+def _creator(meta: dict[str, Any]) -> str:
+    """Who created a version: the server's record of the writer when it keeps one, else custom metadata."""
+    current = (meta.get("versions") or {}).get(str(meta.get("current_version"))) or {}
+    return str(current.get("created_by") or (meta.get("custom_metadata") or {}).get("created_by") or "")
 
 
 def _json(value: Any) -> str:

@@ -639,6 +639,10 @@ def _value_denied(value: Any, values: list[Any]) -> bool:
 # --- compilation ---------------------------------------------------------------------------------------------------
 
 ROOT_ACL = ACL(root=True)
+# Vault refuses to build an ACL from "root" plus other policies ("other policies present along with root"), so such a
+# request fails. Here it grants nothing: "root" arriving next to other policies (say, through an identity group) must
+# not turn a token into a root token.
+DENY_ALL_ACL = ACL()
 
 
 def _live(rule: PathRule, now: float) -> bool:
@@ -666,9 +670,10 @@ def compile_base(policies: Iterable[Policy], now: float | None = None) -> BaseAc
     templated: list[tuple[str, PathRule]] = []
     expires: float | None = None
     time_templated = False
+    policies = list(policies)
+    if any(p.name == "root" for p in policies):
+        return BaseAcl(ROOT_ACL if len(policies) == 1 else DENY_ALL_ACL, [], False)
     for policy in policies:
-        if policy.name == "root":
-            return BaseAcl(ROOT_ACL, [], False)
         for rule in policy.paths:
             if not _live(rule, now):
                 continue

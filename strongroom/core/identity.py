@@ -89,9 +89,14 @@ class IdentityStore:
     async def stop(self) -> None:
         self._invalidate()
 
-    def _invalidate(self) -> None:
-        self._policies.clear()
-        self._contexts.clear()
+    def _invalidate(self, entity_id: str | None = None) -> None:
+        """Forget cached results: of one entity (its own record changed), or all (groups changed)."""
+        if entity_id is None:
+            self._policies.clear()
+            self._contexts.clear()
+        else:
+            self._policies.pop(entity_id, None)
+            self._contexts.pop(entity_id, None)
 
     # --- raw records ----------------------------------------------------------------------------------------------
 
@@ -178,7 +183,8 @@ class IdentityStore:
             rec["last_update_time"] = stamp
             puts[f"entity/{rec['id']}"] = rec
             await self.view.transaction(puts)
-            self._invalidate()
+            # group member lists changed at most; only this entity's own results depend on what changed
+            self._invalidate(rec["id"])
             return Entity.from_record(rec)
 
     @staticmethod
@@ -234,7 +240,8 @@ class IdentityStore:
             policies.extend(rec.get("policies") or [])
             for group in await self._groups_with_ancestors(group_ids_of(rec)):
                 policies.extend(group.get("policies") or [])
-        result = sorted(set(policies))
+        # identity never grants root, whatever was stored (see CVE-2025-5999)
+        result = sorted({p.strip().lower() for p in policies} - {"root", ""})
         self._remember(self._policies, entity_id, result)
         return list(result)
 

@@ -28,6 +28,7 @@ from strongroom.core.logical import (
     UnsupportedPath,
 )
 from strongroom.core.tokens import SYSTEM_MAX_TTL, TokenEntry
+from strongroom.framework.fields import FieldData
 
 if TYPE_CHECKING:
     from strongroom.core.core import Core
@@ -88,6 +89,7 @@ class Pipeline:
         if not unauthenticated:
             token_entry = await core.tokens.lookup(inc.token) if inc.token else None
             if token_entry is None or token_entry.num_uses < 0:
+                await self._audit_denied(inc, matched[0] if matched else None, None, [])
                 raise PermissionDenied("permission denied" if inc.token else "missing client token")
 
         if matched is None:
@@ -120,7 +122,12 @@ class Pipeline:
             full_path=inc.path,
             client_token=inc.token if route.entry.type == "token" and token_entry is not None else "",
         )
-        fd = backend.field_data(backend_path, req, params)
+        # Input errors are reported only to a caller the ACL lets through: a denied caller learns nothing from them.
+        fd_error: InvalidRequest | None = None
+        try:
+            fd = backend.field_data(backend_path, req, params)
+        except InvalidRequest as exc:
+            fd, fd_error = FieldData(backend_path.fields, {}, params), exc
 
         if op is Operation.UPDATE or op is Operation.CREATE:
             exists = await backend.exists(backend_path, req, fd)
@@ -136,6 +143,7 @@ class Pipeline:
                 )
                 decision = acl.allow(op, inc.path, inc.data if op in _PARAM_OPS else None, backend_path.sudo)
                 if not decision.allowed:
+                    await self._audit_denied(inc, route, token_entry, identity_policies, req)
                     raise PermissionDenied()
 
         ctx = self._audit_context(inc, req, route, token_entry, identity_policies)
@@ -144,6 +152,9 @@ class Pipeline:
         except Exception as exc:
             log.error("audit: could not record request %s: %s", inc.request_id, type(exc).__name__)
             raise AuditRefused("the request could not be recorded in the audit log, so it was refused") from None
+        if fd_error is not None:
+            await self._audit_response(ctx, None, "; ".join(fd_error.messages))
+            raise fd_error
 
         last_use = False
         if token_entry is not None and token_entry.num_uses > 0:
@@ -220,6 +231,38 @@ class Pipeline:
 
     # --- audit --------------------------------------------------------------------------------------------------
 
+    async def _audit_denied(
+        self,
+        inc: Incoming,
+        route: Route | None,
+        token: TokenEntry | None,
+        identity_policies: list[str],
+        req: Request | None = None,
+    ) -> None:
+        """Record a refused request, as Vault does, so denied attempts are attributable. A failure to record it
+        changes nothing: the request is refused either way."""
+        from strongroom.audit import AuditContext
+
+        if req is not None and route is not None:
+            ctx = self._audit_context(inc, req, route, token, identity_policies)
+        else:
+            ctx = AuditContext(
+                request_id=inc.request_id,
+                operation=inc.operation.value,
+                path=inc.path,
+                mount_point=route.entry.route_path if route else "",
+                mount_type=route.entry.type if route else "",
+                mount_accessor=route.entry.accessor if route else "",
+                remote_addr=inc.remote_addr,
+                data=inc.data,
+                client_token=inc.token,
+            )
+        try:
+            await self.core.audit.log_request(ctx)
+            await self.core.audit.log_response(ctx, None, "permission denied")
+        except Exception as exc:
+            log.error("audit: could not record denied request %s: %s", inc.request_id, type(exc).__name__)
+
     def _audit_context(
         self, inc: Incoming, req: Request, route: Route, token: TokenEntry | None, identity_policies: list[str]
     ) -> Any:
@@ -245,6 +288,8 @@ class Pipeline:
             token_type=token.type if token else "",
             ttl=token.ttl if token else 0,
             issue_time=token.issue_time if token else 0.0,
+            non_hmac_request_keys=tuple(route.entry.config.get("audit_non_hmac_request_keys", ())),
+            non_hmac_response_keys=tuple(route.entry.config.get("audit_non_hmac_response_keys", ())),
         )
 
     async def _audit_response(self, ctx: Any, body: dict[str, Any] | None, error: str) -> None:

@@ -128,7 +128,7 @@ class Policy:
 
 def decode_policy_text(text: str) -> str:
     """Vault accepts the policy base64-encoded: text that decodes as standard base64 (to UTF-8) is replaced by it."""
-    candidate = text.strip()
+    candidate = text.strip().replace("\r", "").replace("\n", "")  # Go's decoder skips line breaks (wrapped output)
     if not candidate:
         return text
     try:

@@ -16,7 +16,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from strongroom.core.acl import ACL, ROOT_ACL, BaseAcl, IdentityContext, compile_base, compile_for_identity
+from strongroom.core.acl import (
+    ACL,
+    DENY_ALL_ACL,
+    ROOT_ACL,
+    BaseAcl,
+    IdentityContext,
+    compile_base,
+    compile_for_identity,
+)
 from strongroom.core.policy import Policy, PolicyError, parse_policy
 
 if TYPE_CHECKING:
@@ -257,7 +265,7 @@ class PolicyStore:
             names = tuple(sorted({normalize_name(p) for p in given}))
             self._names.put(given, names)
         if "root" in names:
-            return ROOT_ACL
+            return ROOT_ACL if len(names) == 1 else DENY_ALL_ACL
         now = time.time()
         base: BaseAcl | None = self._bases.hit(names)
         if base is None or _expired(base.acl, now):

@@ -126,6 +126,9 @@ async def _dispatch(s: StaffSession, req: asgi.Req) -> tuple[str, Markup]:
     if head == "secrets":
         if not rest:
             return "Secrets by service", await _services(s)
+        if len(rest) == 1:
+            (ns,) = _segments(rest)
+            return f"Secrets in namespace {ns}", await _namespace(s, ns)
         if len(rest) == 2:
             ns, sa = _segments(rest)
             return f"Secrets of {ns}/{sa}", await _service(s, ns, sa)
@@ -211,24 +214,22 @@ def _policy_rows(text: str) -> list[tuple[str, str]]:
 
 
 async def _services(s: StaffSession) -> Markup:
+    """Namespaces only: one request, however many services exist."""
     namespaces = (await _get(s, "LIST", "secret/metadata/k8s/", "the secret tree", empty_ok=True)).get("keys", [])
-    if not namespaces:
+    names = [n.rstrip("/") for n in sorted(namespaces)[:_MAX_LIST] if _SEGMENT.fullmatch(n.rstrip("/"))]
+    if not names:
         return Markup('<p class="muted">No service has secrets yet.</p>')
-    out = []
-    for ns in sorted(namespaces)[:_MAX_LIST]:
-        ns = ns.rstrip("/")
-        if not _SEGMENT.fullmatch(ns):
-            continue
-        accounts = (await _get(s, "LIST", f"secret/metadata/k8s/{ns}/", f"namespace {ns}", empty_ok=True)).get(
-            "keys", []
-        )
-        links = "".join(
-            f"<li>{link(url('ui', 'secrets', ns, a.rstrip('/')), a.rstrip('/'))}</li>"
-            for a in sorted(accounts)[:_MAX_LIST]
-            if _SEGMENT.fullmatch(a.rstrip("/"))
-        )
-        out.append(f"<h2>{esc(ns)}</h2><ul>{links}</ul>")
-    return Markup("".join(out))
+    items = "".join(f"<li>{link(url('ui', 'secrets', ns), ns)}</li>" for ns in names)
+    return Markup(f'<p>Namespaces with secrets:</p><ul class="namespaces">{items}</ul>')
+
+
+async def _namespace(s: StaffSession, ns: str) -> Markup:
+    accounts = (await _get(s, "LIST", f"secret/metadata/k8s/{ns}/", f"namespace {ns}", empty_ok=True)).get("keys", [])
+    names = [a.rstrip("/") for a in sorted(accounts)[:_MAX_LIST] if _SEGMENT.fullmatch(a.rstrip("/"))]
+    if not names:
+        return Markup(f'<p class="muted">No secrets in namespace {esc(ns)}.</p>')
+    items = "".join(f"<li>{link(url('ui', 'secrets', ns, a), a)}</li>" for a in names)
+    return Markup(f'<p>Service accounts with secrets:</p><ul class="services">{items}</ul>')
 
 
 async def _walk(s: StaffSession, base: str, prefix: str, depth: int = 0) -> list[tuple[str, list[str]]]:
@@ -253,7 +254,7 @@ async def _service(s: StaffSession, ns: str, sa: str) -> Markup:
     for name, versions in names:
         for version in versions:
             meta = await _get(s, "GET", f"{base}/{name}/{version}", f"{name}/{version}", empty_ok=True)
-            created_by = (meta.get("custom_metadata") or {}).get("created_by") or _version_creator(meta) or "—"
+            created_by = _version_creator(meta) or (meta.get("custom_metadata") or {}).get("created_by") or "—"
             href = url("ui", "secrets", ns, sa, *name.split("/"), version)
             reveal = Markup(
                 f'<form class="inline" method="post" action="{esc(href)}">'
@@ -274,7 +275,7 @@ def _version_creator(meta: dict[str, Any]) -> str:
 async def _secret(s: StaffSession, ns: str, sa: str, name: str, version: str, reveal: bool) -> Markup:
     where = f"secret/k8s/{ns}/{sa}/{name}/{version}"
     meta = await _get(s, "GET", f"secret/metadata/k8s/{ns}/{sa}/{name}/{version}", where)
-    created_by = (meta.get("custom_metadata") or {}).get("created_by") or _version_creator(meta) or "—"
+    created_by = _version_creator(meta) or (meta.get("custom_metadata") or {}).get("created_by") or "—"
     info = table(("path", "key", "created", "created by"), [(where, "data", meta.get("created_time", ""), created_by)])
     href = url("ui", "secrets", ns, sa, *name.split("/"), version)
     if not reveal:

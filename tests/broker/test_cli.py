@@ -149,6 +149,7 @@ def test_request_review_fetch_through_the_cli(served, idp):
     assert rid in r.stdout
     r = _run("mpa", "revoke", rid, cwd=cwd, token=alice, addr=addr)
     assert r.returncode == 0, r.stderr
+    assert "cannot be revoked" in r.stderr  # an honest note: the OIDC token lives until its (short) expiry
     r = _run("audit", "verify", str(cwd / "audit.jsonl"), cwd=cwd)
     assert r.returncode == 0, r.stdout + r.stderr
 

@@ -12,7 +12,8 @@ from strongroom import crypto
 from strongroom.broker.attestation.local import LocalAttestor
 from strongroom.broker.attestation.testca import AttestationCA
 from strongroom.broker.config import ConfigError, parse_config
-from strongroom.broker.seed import KeyRelease, SeedKeys, SeedSealed, seal_seed
+from strongroom.broker.recipient import Recipient, RecipientError
+from strongroom.broker.seed import KeyRelease, SeedKeys, SeedSealed, seal_seed, seed_from
 from strongroom.broker.startup import unseal
 
 TRUSTED = "ab" * 48
@@ -26,8 +27,15 @@ def sealed():
     return kek, seed, seal_seed(kek, seed, [TRUSTED])
 
 
-def _doc(ca: AttestationCA, measurement: str, nonce: bytes) -> bytes:
-    return ca.document({0: bytes.fromhex(measurement), 1: bytes(48)}, nonce=nonce)
+RECIPIENT = Recipient()
+
+
+def _doc(ca: AttestationCA, measurement: str, nonce: bytes, public_key: bytes | None = RECIPIENT.public_der) -> bytes:
+    return ca.document({0: bytes.fromhex(measurement), 1: bytes(48)}, nonce=nonce, public_key=public_key)
+
+
+def _opened(wrapped: bytes) -> SeedKeys:
+    return seed_from(RECIPIENT.open(wrapped))
 
 
 def test_right_measurement_opens(sealed):
@@ -35,8 +43,20 @@ def test_right_measurement_opens(sealed):
     ca = AttestationCA.generate()
     release = KeyRelease(kek, [ca.root])
     nonce = release.challenge()
-    opened, doc = release.release(blob, _doc(ca, TRUSTED, nonce), nonce)
-    assert opened == seed and doc.measurement == TRUSTED
+    wrapped, doc = release.release(blob, _doc(ca, TRUSTED, nonce), nonce)
+    assert _opened(wrapped) == seed and doc.measurement == TRUSTED
+    assert b"PRIVATE" not in wrapped  # only the attested recipient key can read what is released
+    with pytest.raises(RecipientError):
+        Recipient().open(wrapped)
+
+
+def test_release_needs_an_attested_recipient_key(sealed):
+    kek, _, blob = sealed
+    ca = AttestationCA.generate()
+    release = KeyRelease(kek, [ca.root])
+    nonce = release.challenge()
+    with pytest.raises(SeedSealed, match="public key"):
+        release.release(blob, _doc(ca, TRUSTED, nonce, public_key=None), nonce)
 
 
 def test_wrong_measurement_stays_sealed(sealed):
@@ -91,7 +111,6 @@ def test_seed_never_in_repr(sealed):
     assert b"PRIVATE" not in orjson.dumps(blob) and b"hvs." not in orjson.dumps(blob)
 
 
-
 def test_startup_refuses_with_wrong_measurement_and_opens_with_right(tmp_path, idp, receiver):
     from strongroom.broker.seed import read_kek, write_sealed
 
@@ -122,6 +141,16 @@ def test_production_config_never_accepts_local_attestor(tmp_path, idp, receiver)
         parse_config(raw, tmp_path)
 
 
+def test_production_config_needs_https(tmp_path, idp, receiver):
+    raw = base_config(tmp_path, idp, receiver)
+    raw["broker"]["production"] = True
+    with pytest.raises(ConfigError, match="https"):
+        parse_config(raw, tmp_path)
+    raw["broker"]["public_url"] = "https://mpa.bank.test"
+    raw["idp"]["jwks_url"] = "https://idp.bank.test/jwks.json"
+    assert parse_config(raw, tmp_path).production
+
+
 def test_broker_deploy_needs_two_approvers_in_config(tmp_path, idp, receiver):
     raw = base_config(tmp_path, idp, receiver)
     raw["kinds"]["broker-deploy"]["approvals"] = 1
@@ -147,7 +176,7 @@ def test_broker_deploy_flow_adds_measurement(make_broker, tmp_path):
     ca = AttestationCA.generate()
     release = KeyRelease(kek, [ca.root])
     nonce = release.challenge()
-    assert release.release(resealed, _doc(ca, OTHER, nonce), nonce)[0] == seed
+    assert _opened(release.release(resealed, _doc(ca, OTHER, nonce), nonce)[0]) == seed
 
 
 def test_grant_from_other_key_or_one_approver_refused(make_broker):

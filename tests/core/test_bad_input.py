@@ -99,3 +99,11 @@ def test_responses_are_not_cached(http):
     resp = http.get("/v1/sys/mounts")
     assert resp.headers["cache-control"] == "no-store"
     assert resp.headers["content-type"] == "application/json"
+
+
+def test_openapi_description_lists_declared_paths(server):
+    spec = httpx.get(f"{server.addr}/v1/sys/internal/specs/openapi").json()
+    assert spec["openapi"].startswith("3.")
+    assert "/secret/data/{path}" in spec["paths"]
+    assert "post" in spec["paths"]["/auth/token/create"]
+    assert spec["paths"]["/sys/seal"]["x-vault-sudo"] is True

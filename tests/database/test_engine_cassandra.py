@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hvac.exceptions
 import pytest
 from cassandra import Unauthorized
 
@@ -235,3 +236,41 @@ def test_cluster_annotation_selects_the_connection(engine, cassandra_node, cassa
     assert body["data"]["username"].startswith("c2_k8s_rw_s_other_clus")
     assert cassandra_node.can_login(body["data"]["username"], body["data"]["password"])
     assert _creds(engine, "k8s_rw_s-ledger_default")["data"]["username"].startswith("v_")
+
+
+def test_hvac_drives_the_whole_engine(server, cassandra_node, cassandra_keyspaces, cassandra_admin):
+    client = server.client()
+    client.sys.enable_secrets_engine("database", path="database")
+    db = client.secrets.database
+    db.configure(
+        name="cassandra",
+        plugin_name="cassandra-database-plugin",
+        allowed_roles=["ledger-rw"],
+        mount_point="database",
+        hosts=cassandra_node.host,
+        port=cassandra_node.port,
+        username=cassandra_admin[0],
+        password=cassandra_admin[1],
+        protocol_version=4,
+    )
+    assert db.read_connection("cassandra", mount_point="database")["data"]["allowed_roles"] == ["ledger-rw"]
+    assert db.list_connections(mount_point="database")["data"]["keys"] == ["cassandra"]
+    statements = [
+        "CREATE ROLE '{{username}}' WITH PASSWORD = '{{password}}' AND LOGIN = true;",
+        "GRANT SELECT ON KEYSPACE \"ledger\" TO '{{username}}';",
+    ]
+    db.create_role("ledger-rw", db_name="cassandra", creation_statements=statements, default_ttl="1h", max_ttl="24h",
+                   mount_point="database")  # fmt: skip
+    role = db.read_role("ledger-rw", mount_point="database")["data"]
+    assert role["creation_statements"] == statements and role["default_ttl"] == 3600
+    assert db.list_roles(mount_point="database")["data"]["keys"] == ["ledger-rw"]
+    creds = db.generate_credentials("ledger-rw", mount_point="database")
+    assert creds["lease_duration"] == 3600
+    db.rotate_root_credentials("cassandra", mount_point="database")
+    assert not cassandra_node.can_login(*cassandra_admin)
+    client.sys.revoke_lease(creds["lease_id"])
+    wait_until(lambda: not cassandra_node.can_login(creds["data"]["username"], creds["data"]["password"]))
+    db.delete_role("ledger-rw", mount_point="database")
+    db.delete_connection("cassandra", mount_point="database")
+    with pytest.raises(hvac.exceptions.InvalidPath):  # Vault answers an empty list with 404
+        db.list_roles(mount_point="database")

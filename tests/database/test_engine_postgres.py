@@ -92,5 +92,8 @@ def test_revocation_retries_until_the_database_returns(server, postgres_admin, t
             lambda: http.put("/v1/sys/leases/lookup", json={"lease_id": body["lease_id"]}).status_code != 200,
             message="lease removal",
         )
+        # the server recorded the failed attempts (its log names the lease, never the password)
+        log = server.log_path.read_text(errors="replace")
+        assert body["lease_id"] in log and body["data"]["password"] not in log
     finally:
         subprocess.run([*script, "stop", str(directory)], capture_output=True)

@@ -39,6 +39,13 @@ def test_entity_lifecycle(server) -> None:  # noqa: ANN001
         assert r.status_code == 400
         r = http.post("/v1/identity/entity", json={"name": "carol", "metadata": "not-a-map"})
         assert r.status_code == 400
+        # root can never be granted through identity, in any spelling (CVE-2025-5999)
+        for spelling in (["root"], [" Root"], ["ROOT ", "ops"]):
+            r = http.post("/v1/identity/entity", json={"name": "mallory", "policies": spelling})
+            assert r.status_code == 400, spelling
+            r = http.post("/v1/identity/group", json={"name": "admins", "policies": spelling})
+            assert r.status_code == 400, spelling
+        assert http.get("/v1/identity/entity/name/mallory").status_code == 404
     ident.delete_entity(eid)
     with pytest.raises(hvac.exceptions.InvalidPath):
         ident.read_entity(eid)

@@ -191,3 +191,38 @@ def test_expiry_is_checked_with_small_leeway_only(k8s) -> None:  # noqa: ANN001
     sa = k8s.cluster.service_account("default", "s-emoji")
     just_expired = k8s.cluster.projected_token(sa, now=time.time() - 3600 - 120)
     assert k8s.login_http(just_expired).status_code == 403
+
+
+def test_alias_name_source_serviceaccount_name(k8s) -> None:  # noqa: ANN001
+    k8s.root.auth.kubernetes.create_role("by-name", bound_service_account_names=["*"],
+                                         bound_service_account_namespaces=["*"], policies=["kubernetes-reader"],
+                                         alias_name_source="serviceaccount_name")
+    sa = k8s.cluster.service_account("default", "s-emoji")
+    client = k8s.login(k8s.cluster.projected_token(sa), role="by-name")
+    entity_id = client.auth.token.lookup_self()["data"]["entity_id"]
+    (alias,) = k8s.root.secrets.identity.read_entity(entity_id)["data"]["aliases"]
+    assert alias["name"] == "default/s-emoji"
+    # the templated reader policy keys on metadata, so access is the same
+    k8s.root.secrets.kv.v2.create_or_update_secret(path="k8s/default/s-emoji/a/v1", secret={"data": "1"},
+                                                   mount_point="secret")
+    got = client.secrets.kv.v2.read_secret_version(path="k8s/default/s-emoji/a/v1", mount_point="secret",
+                                                   raise_on_deleted_version=True)
+    assert got["data"]["data"] == {"data": "1"}
+    with k8s.server.http() as http:
+        r = http.post("/v1/auth/kubernetes/role/bad", json={"bound_service_account_names": ["a"],
+                                                            "bound_service_account_namespaces": ["b"],
+                                                            "alias_name_source": "pod_name"})
+        assert r.status_code == 400
+
+
+def test_identity_survives_a_restart(k8s) -> None:  # noqa: ANN001
+    sa = k8s.cluster.service_account("default", "s-emoji")
+    before = k8s.login(k8s.cluster.projected_token(sa)).auth.token.lookup_self()["data"]["entity_id"]
+    k8s.root.secrets.kv.v2.create_or_update_secret(path="k8s/default/s-emoji/a/v1", secret={"data": "1"},
+                                                   mount_point="secret")
+    k8s.server.restart()
+    client = k8s.login(k8s.cluster.projected_token(sa))
+    assert client.auth.token.lookup_self()["data"]["entity_id"] == before
+    got = client.secrets.kv.v2.read_secret_version(path="k8s/default/s-emoji/a/v1", mount_point="secret",
+                                                   raise_on_deleted_version=True)
+    assert got["data"]["data"] == {"data": "1"}

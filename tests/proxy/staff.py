@@ -100,9 +100,8 @@ def start_proxy(workdir: Path, upstream: str, proxy_token: str, idp: Idp, child_
         f'[idp]\nissuer = "{ISSUER}"\naudience = "{AUDIENCE}"\njwks_url = "{idp.jwks_url}"\n'
     )
     log = workdir / "proxy.log"
-    proc = subprocess.Popen(
-        [STRONGROOM, "proxy", "--config", str(cfg)], stdout=log.open("ab"), stderr=subprocess.STDOUT
-    )
+    with log.open("ab") as out:  # the child keeps its own handle
+        proc = subprocess.Popen([STRONGROOM, "proxy", "--config", str(cfg)], stdout=out, stderr=subprocess.STDOUT)
     addr = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

@@ -131,3 +131,15 @@ def test_proxy_refuses_to_start_without_its_token(tmp_path, issuer: str) -> None
     r = subprocess.run([STRONGROOM, "proxy", "--config", str(cfg)], capture_output=True, timeout=30, env={
         "PATH": "/usr/bin:/bin"})  # fmt: skip
     assert r.returncode == 2 and b"no proxy token" in r.stderr
+
+
+def test_revoked_child_token_is_replaced_and_never_outlives_the_staff_session(staff: Staff) -> None:
+    idp_token = staff.idp.token("frank", ttl=90)
+    with staff.proxy.http(idp_token) as http:
+        first = http.get("/v1/auth/token/lookup-self").json()["data"]
+        assert first["ttl"] <= 90  # bounded by the IdP token's expiry, not the configured 5m
+        staff.root.auth.token.revoke_accessor(first["accessor"])
+        r = http.get("/v1/sys/mounts")
+        assert r.status_code == 200, r.text
+        second = http.get("/v1/auth/token/lookup-self").json()["data"]
+    assert second["accessor"] != first["accessor"] and second["meta"]["staff_user"] == "frank"

@@ -195,7 +195,9 @@ def test_secret_writer_adds_but_cannot_overwrite_delete_or_read(server, cli, tmp
     with pytest.raises(hvac.exceptions.Forbidden):
         engineer.secrets.kv.v2.delete_metadata_and_all_versions(path=f"{SERVICE_PATH}/writer/v1", mount_point="secret")
     with pytest.raises(hvac.exceptions.Forbidden):
-        engineer.secrets.kv.v2.read_secret_version(path=f"{SERVICE_PATH}/writer/v1", mount_point="secret")
+        engineer.secrets.kv.v2.read_secret_version(
+            path=f"{SERVICE_PATH}/writer/v1", mount_point="secret", raise_on_deleted_version=True
+        )
     r = run(["secret", "show", "service.emoji", "writer", "v1", "--reveal"], env)
     assert r.returncode == 3 and "do not allow reading" in r.stderr and value not in r.stdout
     assert run(["secret", "list", "service.emoji", "--plain"], env).stdout.strip() == "writer\tv1, v2"
@@ -256,3 +258,26 @@ def test_interactive_prod_write_asks_about_staging_and_trimming(server_factory, 
     assert t.wait() == 2
     with prod.http() as http:
         assert http.get("/v1/secret/data/k8s/default/s-emoji/canary/v10").status_code == 404
+
+
+def test_pinned_transport_fingerprint_refuses_a_swapped_key(server, tmp_path: Path) -> None:  # noqa: ANN001
+    with server.http() as http:
+        real = http.get("/v1/sys/transport/key").json()["data"]["fingerprint"]
+    f = _value_file(tmp_path, secrets.token_hex(8))
+    args = ["secret", "create", "service.emoji", "--name", "pinned", "--from-file", str(f), "--yes"]
+    for pins, version, code in ((["SHA256:not-the-servers-key"], "v1", 3), (["SHA256:old", real], "v2", 0)):
+        config = tmp_path / f"pin-{version}.toml"
+        quoted = ", ".join(f'"{p}"' for p in pins)
+        config.write_text(f'[environments.s101]\naddress = "{server.addr}"\nlogin = "token"\n'
+                          f"transport_fingerprints = [{quoted}]\n")  # fmt: skip
+        r = run([*args, "--version", version], base_env(config, STRONGROOM_TOKEN=server.root_token))
+        assert r.returncode == code, r.stderr
+    assert (
+        "not one of the fingerprints pinned"
+        in run(
+            [*args, "--version", "v3"], base_env(tmp_path / "pin-v1.toml", STRONGROOM_TOKEN=server.root_token)
+        ).stderr
+    )
+    with server.http() as http:
+        assert http.get("/v1/secret/data/k8s/default/s-emoji/pinned/v1").status_code == 404
+        assert http.get("/v1/secret/data/k8s/default/s-emoji/pinned/v2").status_code == 200

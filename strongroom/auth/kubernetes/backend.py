@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
+import httpx
+
 from strongroom.auth.jwtutil import load_public_key
 from strongroom.auth.kubernetes import path_config, path_login, path_role
+from strongroom.auth.kubernetes.token_review import ReviewError, make_client
 from strongroom.auth.token_fields import TokenParams
 from strongroom.core.logical import InvalidRequest, Request, Response
 from strongroom.framework import Backend, BackendContext
@@ -30,10 +34,30 @@ class KubernetesBackend(Backend):
     def __init__(self, ctx: BackendContext) -> None:
         super().__init__(ctx)
         self._keys: tuple[tuple[str, ...], list[Any]] = ((), [])
+        self._http: tuple[str, httpx.AsyncClient] | None = None  # (CA digest, pooled client) for TokenReview
         self.paths = [*path_login.paths(self), *path_config.paths(self), *path_role.paths(self)]
 
     def invalidate(self) -> None:
         self._keys = ((), [])
+
+    async def cleanup(self) -> None:
+        await self.close_http()
+
+    async def close_http(self) -> None:
+        if self._http is not None:
+            client, self._http = self._http[1], None
+            await client.aclose()
+
+    async def http_client(self, ca_pem: str) -> httpx.AsyncClient:
+        """A pooled client for the API server, rebuilt when the trusted CA changes."""
+        digest = hashlib.sha256(ca_pem.encode()).hexdigest()
+        if self._http is None or self._http[0] != digest:
+            await self.close_http()
+            try:
+                self._http = (digest, make_client(ca_pem))
+            except Exception:  # an unusable CA must fail the login, not the server
+                raise ReviewError("lookup failed: the configured CA cannot be used") from None
+        return self._http[1]
 
     async def config(self) -> dict[str, Any] | None:
         return await self.ctx.storage.get_json(path_config.CONFIG_KEY)

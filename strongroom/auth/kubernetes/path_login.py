@@ -127,7 +127,8 @@ async def _review(b: KubernetesBackend, config: dict[str, Any], token: str, role
     ca, reviewer = b.local_defaults(config)
     wanted = [role["audience"]] if role.get("audience") else sa.audiences
     try:
-        reviewed = await review(config["kubernetes_host"], ca, reviewer or token, token, wanted)
+        client = await b.http_client(ca)
+        reviewed = await review(config["kubernetes_host"], ca, reviewer or token, token, wanted, client=client)
     except ReviewError as exc:
         log.info("kubernetes login refused for %s/%s: %s", sa.namespace, sa.name, exc)
         raise PermissionDenied() from None

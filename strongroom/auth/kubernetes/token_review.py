@@ -35,22 +35,28 @@ def base_url(host: str) -> str:
     return host if "://" in host else f"https://{host}"
 
 
-def _verify(ca_pem: str) -> ssl.SSLContext | bool:
-    if not ca_pem:
-        return True
-    return ssl.create_default_context(cadata=ca_pem)
+def make_client(ca_pem: str) -> httpx.AsyncClient:
+    """A connection pool trusting only ``ca_pem`` (or the system roots when none is configured)."""
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca_pem) if ca_pem else True
+    return httpx.AsyncClient(verify=verify, timeout=TIMEOUT, follow_redirects=False)
 
 
-async def review(host: str, ca_pem: str, bearer: str, token: str, audiences: list[str]) -> Reviewed:
+async def review(host: str, ca_pem: str, bearer: str, token: str, audiences: list[str],
+                 client: httpx.AsyncClient | None = None) -> Reviewed:
+    """One TokenReview. Pass a long-lived ``client`` (made by :func:`make_client` for the same CA) to reuse
+    connections; without one, a client is made for this call."""
     body = {
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "TokenReview",
         "spec": {"token": token, **({"audiences": audiences} if audiences else {})},
     }
+    headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
     try:
-        async with httpx.AsyncClient(verify=_verify(ca_pem), timeout=TIMEOUT, follow_redirects=False) as client:
-            resp = await client.post(base_url(host) + REVIEW_PATH, json=body, headers={
-                "Authorization": f"Bearer {bearer}", "Accept": "application/json"})
+        if client is not None:
+            resp = await client.post(base_url(host) + REVIEW_PATH, json=body, headers=headers)
+        else:
+            async with make_client(ca_pem) as own:
+                resp = await own.post(base_url(host) + REVIEW_PATH, json=body, headers=headers)
     except (httpx.HTTPError, ssl.SSLError, ValueError) as exc:
         raise ReviewError(f"lookup failed: {type(exc).__name__}") from None
     if resp.status_code in (401, 403):

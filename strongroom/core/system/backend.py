@@ -18,6 +18,7 @@ _PATH_MODULES = (
     "path_leases",
     "path_audit",
     "path_transport",
+    "path_openapi",
 )
 
 

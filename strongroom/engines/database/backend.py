@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from strongroom.core.logical import InvalidRequest, LogicalError, Request
 from strongroom.engines.database import (
@@ -34,6 +35,9 @@ from strongroom.engines.database.entries import Connection, Role, get_connection
 from strongroom.engines.database.plugins import DatabasePlugin, PluginError, new_plugin
 from strongroom.engines.database.serviceaccounts import ServiceAccountCache
 from strongroom.framework import Backend, BackendContext
+
+if TYPE_CHECKING:
+    from strongroom.core.barrier import BarrierView
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ class DatabaseBackend(Backend):
 
     # --- connections ---------------------------------------------------------------------------------------------
 
-    def storage(self, req: Request | None = None):  # noqa: ANN201 - BarrierView
+    def storage(self, req: Request | None = None) -> BarrierView:
         return req.storage if req is not None and req.storage is not None else self.ctx.storage
 
     def lock(self, name: str) -> asyncio.Lock:

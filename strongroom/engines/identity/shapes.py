@@ -40,7 +40,12 @@ def id_list(name: str, value: Any) -> list[str]:
 
 
 def policy_list(values: list[str]) -> list[str]:
-    return sorted({p.strip().lower() for p in values if p.strip()})
+    """Normalised policy names. ``root`` can never come through identity (CVE-2025-5999: an operator able to edit
+    entities or groups must not be able to mint root by naming it, in any casing or spacing)."""
+    names = sorted({p.strip().lower() for p in values if p.strip()})
+    if "root" in names:
+        raise InvalidRequest('the "root" policy cannot be assigned to an entity or group')
+    return names
 
 
 def resolve_mount(ctx: BackendContext, accessor: str) -> tuple[str, str]:

@@ -45,6 +45,7 @@ class CassandraPlugin(DatabasePlugin):
         self._cluster: Any = None
         self._session: Any = None
         self._connect_lock = asyncio.Lock()
+        self._stale = False
 
     # --- configuration -------------------------------------------------------------------------------------------
 
@@ -126,9 +127,12 @@ class CassandraPlugin(DatabasePlugin):
     # --- driver plumbing -----------------------------------------------------------------------------------------
 
     async def _get_session(self) -> Any:
-        if self._session is not None:
+        if self._session is not None and not self._stale:
             return self._session
         async with self._connect_lock:
+            if self._stale:
+                self._stale = False
+                await self.close()
             if self._session is None:
                 if not self._config:
                     raise PluginError("the connection is not configured")
@@ -153,9 +157,17 @@ class CassandraPlugin(DatabasePlugin):
         def fail(exc: BaseException) -> None:
             loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(exc))
 
-        response = session.execute_async(stmt, timeout=self._config["connect_timeout"])
-        response.add_callbacks(ok, fail)
-        return await fut
+        from cassandra.cluster import NoHostAvailable
+        from cassandra.connection import ConnectionException
+
+        try:
+            response = session.execute_async(stmt, timeout=self._config["connect_timeout"])
+            response.add_callbacks(ok, fail)
+            return await fut
+        except (NoHostAvailable, ConnectionException, OSError):
+            # the node went away: open a fresh session next time rather than wait out the driver's reconnect backoff
+            self._stale = True
+            raise
 
 
 def _expiration(expiration: dt.datetime | None) -> str:
