@@ -27,6 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import drive  # noqa: E402
 
 ROOT = "bench-root-token"
 
@@ -134,32 +138,6 @@ class Server:
             self.proc.wait(timeout=20)
 
 
-async def _drive(name: str, session: aiohttp.ClientSession, make_request, concurrency: int, duration: float) -> Result:  # noqa: ANN001
-    result = Result(name)
-    stop_at = time.perf_counter() + duration
-
-    async def worker() -> None:
-        while time.perf_counter() < stop_at:
-            method, url, body = make_request()
-            t0 = time.perf_counter()
-            try:
-                async with session.request(method, url, json=body) as resp:
-                    await resp.read()
-                    good = resp.status < 400
-            except aiohttp.ClientError:
-                good = False
-            result.latencies.append(time.perf_counter() - t0)
-            if good:
-                result.ok += 1
-            else:
-                result.failed += 1
-
-    t_start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.elapsed = time.perf_counter() - t_start
-    return result
-
-
 async def run(mode: str, duration: float, concurrency: int, keys: int, out: str) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix=f"strongroom-bench-{mode}-"))
     server = Server(mode, workdir)
@@ -188,26 +166,21 @@ async def run(mode: str, duration: float, concurrency: int, keys: int, out: str)
 
             await asyncio.gather(*(seed(i) for i in range(keys)))
 
-            def kvv2_read():  # noqa: ANN202
-                return "GET", f"{server.addr}/v1/{mount}/data/secret-{random.randrange(keys)}", None
+            def kvv2_read() -> tuple[str, str, bytes | None]:
+                return "GET", f"/v1/{mount}/data/secret-{random.randrange(keys)}", None
 
-            def kvv2_write():  # noqa: ANN202
-                return (
-                    "POST",
-                    f"{server.addr}/v1/{mount}/data/secret-{random.randrange(keys)}",
-                    {"data": {"foo": "".join(random.choices("abcdefghij", k=10))}},
-                )
+            def kvv2_write() -> tuple[str, str, bytes | None]:
+                value = "".join(random.choices("abcdefghij", k=10))
+                return "POST", f"/v1/{mount}/data/secret-{random.randrange(keys)}", (
+                    b'{"data": {"foo": "' + value.encode() + b'"}}')
 
-            def token_lookup_self():  # noqa: ANN202
-                return "GET", f"{server.addr}/v1/auth/token/lookup-self", None
+            def token_lookup_self() -> tuple[str, str, bytes | None]:
+                return "GET", "/v1/auth/token/lookup-self", None
 
-            for name, fn in (
-                ("kvv2_read", kvv2_read),
-                ("kvv2_write", kvv2_write),
-                ("token_lookup_self", token_lookup_self),
-            ):
-                res = await _drive(name, s, fn, concurrency, duration)
-                results.append(res.summary())
+            workloads = (("kvv2_read", kvv2_read), ("kvv2_write", kvv2_write), ("token_lookup_self", token_lookup_self))
+            for name, fn in workloads:
+                stats = await drive(server.addr, {"X-Vault-Token": server.token}, fn, concurrency, duration)
+                results.append(Result(name, stats.latencies, stats.ok, stats.failed, stats.elapsed).summary())
             audit_lines = sum(1 for _ in open(audit_file, "rb"))
     finally:
         peak = server.peak_rss_mib()
@@ -251,7 +224,7 @@ def main() -> None:
         out = args.out
         if args.mode == "both" and out:
             out = f"{out.removesuffix('.json')}-{mode}.json"
-        asyncio.run(run(mode, args.duration, args.concurrency, args.keys, out))
+        uvloop.run(run(mode, args.duration, args.concurrency, args.keys, out))
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ async def serve(core: Core, listener: Listener, *, on_ready: str = "") -> None:
         app,
         address=host,
         port=port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces.RSGI,
         backlog=2048,
         log_enabled=False,
         websockets=False,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from strongroom import crypto
 from strongroom.api import http
@@ -31,10 +34,17 @@ _SPECIAL_METHODS = {
 _AFTER = {"sys/seal", "sys/step-down"}
 
 
+Reply = tuple[int, bytes | None, str]  # status, body (None: empty), content type
+
+
 class StrongroomApp:
+    """Serves both ASGI (tests, embedding) and RSGI (Granian's native interface, used by the server for speed)."""
+
     def __init__(self, core: Core, *, max_body: int = http.MAX_BODY) -> None:
         self.core = core
         self.max_body = max_body
+
+    # --- adapters -----------------------------------------------------------------------------------------------
 
     async def __call__(self, scope: dict[str, Any], receive: http.Receive, send: http.Send) -> None:
         if scope["type"] == "lifespan":
@@ -42,42 +52,64 @@ class StrongroomApp:
             return
         if scope["type"] != "http":
             return
+        headers = http.headers_of(scope)
+        client = scope.get("client") or ("", 0)
+
+        async def body() -> bytes:
+            return await http.read_body(receive, headers, self.max_body)
+
+        qs = scope.get("query_string", b"")
+        status, payload, ctype = await self.respond(
+            scope["method"], scope["path"], headers, qs.decode("latin-1") if isinstance(qs, bytes) else qs, client[0],
+            body,
+        )
+        await http.send_reply(send, status, payload, ctype)
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        headers = {k.lower(): v for k, v in scope.headers.items()}
+
+        async def body() -> bytes:
+            return await http.read_rsgi_body(protocol, headers, self.max_body)
+
+        status, payload, ctype = await self.respond(
+            scope.method, scope.path, headers, scope.query_string, scope.client.rpartition(":")[0], body
+        )
+        if payload is None:
+            protocol.response_empty(status, [("cache-control", "no-store")])
+        else:
+            protocol.response_bytes(status, [("content-type", ctype), ("cache-control", "no-store")], payload)
+
+    # --- the request --------------------------------------------------------------------------------------------
+
+    async def respond(self, method: str, raw_path: str, headers: dict[str, str], query_string: str, client: str,
+                      body: Callable[[], Awaitable[bytes]]) -> Reply:
         try:
-            await self._serve(scope, receive, send)
+            return await self._serve(method.upper(), raw_path, headers, query_string, client, body)
         except LogicalError as exc:
-            await http.send_error(send, exc.status, exc.messages)
+            return exc.status, orjson.dumps({"errors": exc.messages}), "application/json"
         except Exception as exc:  # never show a client a stack trace; keep the trace (not the message) in the log
             log.error("internal error %s\n%s", type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)))
-            await http.send_error(send, 500, ["internal error"])
+            return 500, orjson.dumps({"errors": ["internal error"]}), "application/json"
 
-    async def _serve(self, scope: dict[str, Any], receive: http.Receive, send: http.Send) -> None:
-        raw_path: str = scope["path"]
+    async def _serve(self, method: str, raw_path: str, headers: dict[str, str], query_string: str, client: str,
+                     read_body: Callable[[], Awaitable[bytes]]) -> Reply:
         if not raw_path.startswith("/v1/"):
-            if raw_path in ("/", "/v1"):
-                await http.send_error(send, 404, ["not found; the API is under /v1/"])
-                return
-            await http.send_error(send, 404, [])
-            return
+            messages = ["not found; the API is under /v1/"] if raw_path in ("/", "/v1") else []
+            return 404, orjson.dumps({"errors": messages}), "application/json"
         path = http.validate_path(raw_path[4:])
-        method: str = scope["method"].upper()
-        headers = http.headers_of(scope)
-        query = http.query_of(scope)
-        body = await http.read_body(receive, headers, self.max_body)
+        query = http.parse_query(query_string)
+        body = await read_body()
 
-        special = SPECIAL.get(path.rstrip("/"))
+        key = path.rstrip("/")
+        special = SPECIAL.get(key)
         if special is not None:
-            key = path.rstrip("/")
             if method not in _SPECIAL_METHODS[key]:
                 raise LogicalError("unsupported operation", status=405)
             data = http.parse_json_object(body) if method in ("PUT", "POST") else {}
             status, payload = await special(self.core, method, data, query)
-            if method == "HEAD":
-                await http.send_empty(send, status)
-            elif payload is None:
-                await http.send_empty(send, status)
-            else:
-                await http.send_json(send, status, payload)
-            return
+            if method == "HEAD" or payload is None:
+                return status, None, ""
+            return status, orjson.dumps(payload), "application/json"
 
         op = http.operation_for(method, query, headers)
         if op is Operation.LIST and not path.endswith("/"):
@@ -89,26 +121,19 @@ class StrongroomApp:
             data = {k: v for k, v in query.items() if k != "list"}
             if op is Operation.DELETE and body.strip():
                 data.update(http.parse_json_object(body))
-        client = scope.get("client") or ("", 0)
         inc = Incoming(
-            operation=op,
-            path=path,
-            data=data,
-            token=http.client_token(headers),
-            remote_addr=client[0],
-            request_id=crypto.new_uuid(),
-            headers=headers,
-            query=query,
+            operation=op, path=path, data=data, token=http.client_token(headers), remote_addr=client,
+            request_id=crypto.new_uuid(), headers=headers, query=query,
         )
         outcome = await self.core.pipeline.handle(inc)
-        if outcome.body is None:
-            await http.send_empty(send, outcome.status)
-        elif isinstance(outcome.body, bytes):
-            await http.send_raw(send, outcome.status, outcome.body, outcome.content_type)
-        else:
-            await http.send_json(send, outcome.status, outcome.body)
-        if path.rstrip("/") in _AFTER and outcome.status < 400:
+        if key in _AFTER and outcome.status < 400:
+            # the request is authorised and audited by now; sealing drops the audit broker with everything else
             await self.core.seal()
+        if outcome.body is None:
+            return outcome.status, None, ""
+        if isinstance(outcome.body, bytes):
+            return outcome.status, outcome.body, outcome.content_type
+        return outcome.status, orjson.dumps(outcome.body), "application/json"
 
 
 async def _lifespan(receive: http.Receive, send: http.Send) -> None:

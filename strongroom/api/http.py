@@ -11,7 +11,6 @@ import orjson
 from strongroom.core.logical import InvalidRequest, LogicalError, Operation
 
 MAX_BODY = 32 * 1024 * 1024
-JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -37,24 +36,44 @@ def client_token(headers: dict[str, str]) -> str:
     return token
 
 
-def query_of(scope: dict[str, Any]) -> dict[str, str]:
-    raw = scope.get("query_string", b"")
+def parse_query(raw: str) -> dict[str, str]:
     if not raw:
         return {}
     try:
-        return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
-    except UnicodeDecodeError:
+        return dict(parse_qsl(raw, keep_blank_values=True, errors="strict"))
+    except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("invalid query string") from None
 
 
-async def read_body(receive: Receive, headers: dict[str, str], limit: int = MAX_BODY) -> bytes:
+def _check_declared_length(headers: dict[str, str], limit: int) -> bool:
+    """True when the client declared a length (already checked against the limit)."""
     declared = headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise BodyTooLarge()
-        except ValueError:
-            raise InvalidRequest("invalid content-length") from None
+    if declared is None:
+        return False
+    try:
+        size = int(declared)
+    except ValueError:
+        raise InvalidRequest("invalid content-length") from None
+    if size > limit:
+        raise BodyTooLarge()
+    return True
+
+
+async def read_rsgi_body(protocol: Any, headers: dict[str, str], limit: int = MAX_BODY) -> bytes:
+    if _check_declared_length(headers, limit):
+        return await protocol()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in protocol:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_body(receive: Receive, headers: dict[str, str], limit: int = MAX_BODY) -> bytes:
+    _check_declared_length(headers, limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -115,27 +134,9 @@ def operation_for(method: str, query: dict[str, str], headers: dict[str, str]) -
     raise LogicalError("unsupported operation", status=405)
 
 
-async def send_json(send: Send, status: int, body: Any, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    payload = orjson.dumps(body)
-    headers = JSON_HEADERS + [(b"content-length", str(len(payload)).encode())] + (extra_headers or [])
+async def send_reply(send: Send, status: int, body: bytes | None, content_type: str) -> None:
+    headers = [(b"cache-control", b"no-store")]
+    if body is not None:
+        headers += [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
-
-
-async def send_raw(send: Send, status: int, body: bytes, content_type: str) -> None:
-    headers = [
-        (b"content-type", content_type.encode()),
-        (b"cache-control", b"no-store"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def send_empty(send: Send, status: int = 204) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"cache-control", b"no-store")]})
-    await send({"type": "http.response.body", "body": b""})
-
-
-async def send_error(send: Send, status: int, messages: list[str]) -> None:
-    await send_json(send, status, {"errors": messages})
+    await send({"type": "http.response.body", "body": body or b""})

@@ -41,7 +41,7 @@ def unseal(config: BrokerConfig, attestor: LocalAttestor | NitroAttestor | None 
         document = attestor.attest(nonce=nonce, public_key=recipient.public_der)
         wrapped, doc = release.release(read_sealed(config.seed.file), document, nonce)
         seed = seed_from(recipient.open(wrapped))
-    except (SeedSealed, Exception) as exc:
+    except Exception as exc:  # whatever goes wrong, the seed stays sealed and the refusal is recorded
         events.emit("seed-release-refused", None, None, details={"why": str(exc)}, critical=True)
         raise SeedSealed(str(exc)) from None
     events.emit("seed-released", None, None, details={"measurement": doc.measurement, "module_id": doc.module_id,

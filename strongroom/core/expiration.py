@@ -70,6 +70,9 @@ class Backoff:
         return max(0.0, raw * (1.0 + random.uniform(-self.jitter, self.jitter)))
 
 
+DEFAULT_BACKOFF = Backoff()
+
+
 @dataclass(slots=True)
 class LeaseEntry:
     """One lease as stored.
@@ -215,7 +218,7 @@ class ExpirationManager:
         self.renew_fn = renew_fn
         self.token_expired_fn = token_expired_fn
         self.token_exists_fn = token_exists_fn
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or DEFAULT_BACKOFF
         self.revoke_timeout = revoke_timeout
         self.default_max_ttl = default_max_ttl
         # Due times are wall-clock (they survive restarts); re-checking at least this often bounds the effect of a
@@ -234,6 +237,7 @@ class ExpirationManager:
         self._runner: asyncio.Task[None] | None = None
         self._restorer: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self.restored = asyncio.Event()
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
@@ -244,12 +248,14 @@ class ExpirationManager:
         if self._runner is not None:
             return
         self.restored.clear()
+        self._stopping = False
         self._sem = asyncio.Semaphore(self._workers)
         self._runner = asyncio.create_task(self._run(), name="expiration-runner")
         self._restorer = asyncio.create_task(self._restore(), name="expiration-restore")
 
     async def stop(self) -> None:
         """Stop on seal. Jobs in flight are cancelled; their leases stay stored and are picked up after unseal."""
+        self._stopping = True
         tasks = [t for t in (self._runner, self._restorer, *self._jobs) if t is not None]
         for t in tasks:
             t.cancel()
@@ -477,7 +483,8 @@ class ExpirationManager:
 
         Returns the error text, or None when the lease is gone."""
         try:
-            await asyncio.wait_for(self.revoke_fn(entry), self.revoke_timeout)
+            async with asyncio.timeout(self.revoke_timeout):
+                await self.revoke_fn(entry)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # any backend failure must leave the lease in place, recorded and retried
@@ -629,7 +636,8 @@ class ExpirationManager:
             return
         try:
             # outside the lock: revoking the token comes back here through revoke_by_token/unregister_token
-            await asyncio.wait_for(self.token_expired_fn(token_hash), self.revoke_timeout)
+            async with asyncio.timeout(self.revoke_timeout):
+                await self.token_expired_fn(token_hash)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # keep the token scheduled: an expired token must not stay usable
@@ -661,7 +669,7 @@ class ExpirationManager:
             heapq.heapify(self._heap)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             now = self._now()
             while self._heap and self._heap[0][0] <= now:
@@ -681,8 +689,10 @@ class ExpirationManager:
             timeout = self.resync_interval
             if self._heap:
                 timeout = min(timeout, max(0.0, self._heap[0][0] - now))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races the event being set
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _job(self, key: str) -> None:
         try:

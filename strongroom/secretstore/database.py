@@ -122,8 +122,9 @@ class DatabaseCredentials:
     # --- what the application uses -----------------------------------------------------------------------------
 
     def ready(self) -> bool:
-        """For readiness probes: True once credentials (or, if enabled and needed, the fallback) are held."""
-        return self._have.is_set()
+        """For readiness probes: True while unexpired credentials (or, if enabled and needed, the fallback) are held."""
+        creds = self._current
+        return creds is not None and (creds.fallback or creds.expires_at > time.time())
 
     def wait(self, timeout: float | None = None) -> Credentials:
         """Block until credentials are held; raises :class:`Unavailable` after ``timeout`` (retries continue)."""

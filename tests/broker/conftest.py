@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from strongroom.broker.oidc import generate_signing_key
 from strongroom.broker.runtime import BrokerRuntime
 from strongroom.broker.seed import SeedKeys
 
+REPO = Path(__file__).resolve().parents[2]
 _KEYS: dict[str, str] = {}
 
 
@@ -147,3 +151,20 @@ def make_broker(tmp_path: Path, idp: TestIdp, receiver: Receiver) -> Iterator[An
 @pytest.fixture
 def broker(make_broker: Any) -> RunningBroker:
     return make_broker()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("STRONGROOM_TEST_POSTGRES")
+    if given:
+        yield given
+        return
+    directory = tmp_path_factory.mktemp("mpa-postgres")
+    script = str(REPO / "scripts" / "postgres-node")
+    result = subprocess.run([sys.executable, script, "start", str(directory)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"scripts/postgres-node failed: {result.stderr[-2000:]}", pytrace=False)
+    try:
+        yield result.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run([sys.executable, script, "stop", str(directory)], capture_output=True)

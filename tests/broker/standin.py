@@ -1,8 +1,8 @@
 """A stand-in for the Strongroom server's token, database-credential, lease and audit-event endpoints.
 
-Used only for the database-superuser kind (the database engine is not mountable on the test server yet) and to
-observe forwarded audit events under a Strongroom outage. The wire format follows Vault's: ``X-Vault-Token``,
-``{"auth": {...}}`` / ``{"data": ..., "lease_id": ...}`` bodies and ``{"errors": [...]}`` failures.
+Used where a test needs the server to misbehave or be observed from inside: an outage during fetch or audit
+forwarding, a lease that outlives the approved window, the events the broker forwarded. The wire format follows
+Vault's: ``X-Vault-Token``, ``{"auth": {...}}`` / ``{"data": ..., "lease_id": ...}`` bodies, ``{"errors": [...]}``.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ def _checkout(src: Path, dest: Path, mtime: int, mode: int) -> Path:
 
 
 def test_two_builds_in_different_directories_are_identical(tmp_path):
-    src = default_source()
+    # One snapshot stands for "the commit": the working tree may be edited by others while the test runs.
+    src = _checkout(default_source(), tmp_path / "commit", 1_500_000_000, 0o644)
     a = _checkout(src, tmp_path / "machine-a" / "checkout", 1_600_000_000, 0o644)
     b = _checkout(src, tmp_path / "machine-b" / "elsewhere" / "co", 1_700_000_000, 0o600)
     (b / "strongroom" / "__pycache__").mkdir(exist_ok=True)

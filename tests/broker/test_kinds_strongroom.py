@@ -1,7 +1,8 @@
 """Strongroom-admin and database-superuser kinds.
 
-Strongroom admin runs against a real `strongroom server --dev` (the shared `server` fixture). The database kind runs
-against the stand-in in standin.py, because the database engine cannot yet be mounted on the test server.
+Both run against a real `strongroom server --dev` (the shared `server` fixture); the database kind also against a real
+PostgreSQL server. A few database-kind cases that need the server to misbehave (an outage, a lease outliving the
+approved window) use the stand-in in standin.py, which follows the same wire format.
 """
 
 from __future__ import annotations
@@ -106,3 +107,58 @@ def test_mint_failure_leaves_request_fetchable(make_broker, standin):
     assert broker.fetch("alice", req["id"]).status_code == 502
     app.down = False
     assert broker.fetch("alice", req["id"]).status_code == 200
+
+
+@pytest.mark.postgres
+def test_database_superuser_against_real_server_and_postgres(make_broker, server, postgres_dsn):
+    """The database kind end to end: Strongroom's database engine on a real PostgreSQL, revoked by `mpa revoke`."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    root = server.http()
+    assert root.post("/v1/sys/mounts/database", json={"type": "database"}).status_code in (200, 204)
+    r = root.post("/v1/database/config/pg", json={"plugin_name": "postgresql-database-plugin",
+                                                  "connection_url": postgres_dsn, "allowed_roles": "superuser"})
+    assert r.status_code in (200, 204), r.text
+    r = root.post("/v1/database/roles/superuser", json={
+        "db_name": "pg", "default_ttl": "1h",
+        "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN SUPERUSER PASSWORD '{{password}}' "
+                                "VALID UNTIL '{{expiration}}';"],
+    })
+    assert r.status_code in (200, 204), r.text
+    policy = "\n".join([
+        'path "database/creds/superuser" { capabilities = ["read"] }',
+        'path "sys/leases/revoke" { capabilities = ["update"] }',
+        'path "sys/audit-events" { capabilities = ["update"] }',
+    ])
+    assert root.post("/v1/sys/policies/acl/mpa-broker-db", json={"policy": policy}).status_code in (200, 204)
+    token = root.post("/v1/auth/token/create", json={"policies": ["mpa-broker-db"]}).json()["auth"]["client_token"]
+    broker = make_broker(strongroom=(server.addr, token))
+    req = broker.request("alice", kind="db-superuser", duration="10m")
+    broker.review("bob", req["id"])
+    r = broker.fetch("alice", req["id"])
+    assert r.status_code == 200, r.text
+    cred = r.json()["credential"]
+    user_dsn = make_conninfo(postgres_dsn, user=cred["username"], password=cred["password"])
+    with psycopg.connect(user_dsn) as conn:
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0] is True
+    assert cred["password"] not in broker.audit_path.read_text()
+    assert broker.as_("alice").post(f"/v1/requests/{req['id']}/revoke").status_code == 200
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(user_dsn, connect_timeout=5).close()
+    # A second credential is never revoked by hand: the broker ends its lease when the approved window closes.
+    req = broker.request("alice", kind="db-superuser", duration="5m")
+    broker.review("bob", req["id"])
+    cred = broker.fetch("alice", req["id"]).json()["credential"]
+    user_dsn = make_conninfo(postgres_dsn, user=cred["username"], password=cred["password"])
+    psycopg.connect(user_dsn, connect_timeout=5).close()
+    broker.clock.advance(301)
+
+    def login_refused() -> bool:
+        try:
+            psycopg.connect(user_dsn, connect_timeout=5).close()
+        except psycopg.OperationalError:
+            return True
+        return False
+
+    wait_for(login_refused, timeout=30, message="lease revoked at the end of the window")

@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from strongroom.broker.models import APPROVED, PENDING, MpaRequest
 from strongroom.broker.store import open_store
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    given = os.environ.get("STRONGROOM_TEST_POSTGRES")
-    if given:
-        yield given
-        return
-    directory = tmp_path_factory.mktemp("mpa-postgres")
-    script = str(REPO / "scripts" / "postgres-node")
-    result = subprocess.run([sys.executable, script, "start", str(directory)], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"scripts/postgres-node failed: {result.stderr[-2000:]}", pytrace=False)
-    try:
-        yield result.stdout.strip().splitlines()[-1]
-    finally:
-        subprocess.run([sys.executable, script, "stop", str(directory)], capture_output=True)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

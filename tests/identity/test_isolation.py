@@ -59,6 +59,10 @@ def test_a_new_service_reads_its_own_secrets_with_no_setup(seeded) -> None:  # n
     assert _read(emoji, "k8s/default/s-emoji/aws/access-key-id") == "emoji-aws"
     assert sorted(_list(emoji, "k8s/default/s-emoji/")) == ["aws/", "canary/"]
     assert _list(emoji, "k8s/default/s-emoji/canary/") == ["2019-05-11"]
+    listed = emoji.secrets.kv.v2.list_secrets(path="k8s/default/s-emoji/canary", mount_point="secret")  # LIST verb
+    assert listed["data"]["keys"] == ["2019-05-11"]
+    with pytest.raises(hvac.exceptions.Forbidden):
+        emoji.secrets.kv.v2.list_secrets(path="k8s/default", mount_point="secret")
     meta = emoji.secrets.kv.v2.read_secret_metadata(path="k8s/default/s-emoji/canary/2019-05-11", mount_point="secret")
     assert "versions" in meta["data"]
 

@@ -50,9 +50,9 @@ class FakeBackend:
         return self.renew_response
 
 
-async def until(check: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll ``check`` until it holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+async def until(check: Callable[[], bool | Awaitable[bool]], within: float = 5.0, what: str = "condition") -> None:
+    """Poll ``check`` until it holds, failing after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if not isinstance(result, bool):

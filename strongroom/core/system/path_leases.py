@@ -21,6 +21,11 @@ _LEASE_ID = Field(FieldType.STRING, "The lease identifier (for example database/
 _URL_LEASE_ID = Field(FieldType.STRING, "The lease identifier, in the URL.", in_path=True)
 _PREFIX = Field(FieldType.STRING, "The lease prefix (a lease id or a request path ending in /).", in_path=True)
 _SYNC = Field(FieldType.BOOL, "Revoke before answering (true) or queue the revocation (false, answers 202).", True)
+_VAULT_IRREVOCABLE_LIMIT = 10000
+_VAULT_IRREVOCABLE_WARNING = (
+    "Command halted because many irrevocable leases were found. To emit the entire list, re-run the command with "
+    "limit=none."
+)
 _TIDY_WARNING = (
     "Tidy operation successfully started. Any information from the operation will be printed to Strongroom's "
     "server logs."
@@ -76,6 +81,46 @@ def paths(core: Core) -> list[Path]:
         leases = await manager().irrevocable(limit=max(fd.get("limit"), 0))
         return Response(data={"lease_count": len(leases), "leases": leases})
 
+    def mount_id(mount_path: str) -> str:
+        route = core.router.get(mount_path)
+        return route.entry.accessor if route is not None else "mount-accessor-not-found"
+
+    def irrevocable_type(fd: FieldData) -> None:
+        if fd.get("type") != "irrevocable":
+            raise InvalidRequest("'type' must be 'irrevocable'")
+
+    async def vault_irrevocable(req: Request, fd: FieldData) -> Response:
+        # Vault 1.8+'s GET sys/leases?type=irrevocable: at most 10000 unless limit=none, with a warning when cut
+        irrevocable_type(fd)
+        raw_limit = (fd.get("limit") or "").strip().lower()
+        if raw_limit in ("", "none"):
+            limit = 0 if raw_limit == "none" else _VAULT_IRREVOCABLE_LIMIT
+        elif raw_limit.isdigit() and int(raw_limit) > 0:
+            limit = int(raw_limit)
+        else:
+            raise InvalidRequest("failed to parse limit: must be a positive integer or 'none'")
+        leases = await manager().irrevocable(limit=limit + 1 if limit else 0)
+        warnings = []
+        if limit and len(leases) > limit:
+            leases = leases[:limit]
+            warnings.append(_VAULT_IRREVOCABLE_WARNING)
+        data = {
+            "lease_count": len(leases),
+            "leases": [
+                {"lease_id": x["lease_id"], "mount_id": mount_id(x["mount_path"]), "error": x["error"]} for x in leases
+            ],
+        }
+        return Response(data=data, warnings=warnings)
+
+    async def vault_count(req: Request, fd: FieldData) -> Response:
+        irrevocable_type(fd)
+        counts: dict[str, int] = {}
+        leases = await manager().irrevocable(limit=0)
+        for x in leases:
+            key = mount_id(x["mount_path"])
+            counts[key] = counts.get(key, 0) + 1
+        return Response(data={"lease_count": len(leases), "counts": counts})
+
     renew_fields = {
         "lease_id": _LEASE_ID,
         "url_lease_id": _URL_LEASE_ID,
@@ -109,6 +154,31 @@ def paths(core: Core) -> list[Path]:
             pattern=r"leases/tidy",
             operations={Operation.UPDATE: tidy},
             summary="Clean up dangling lease indexes and re-schedule stored leases, in the background.",
+        ),
+        Path(
+            pattern=r"leases",
+            fields={
+                "type": Field(FieldType.STRING, "Must be 'irrevocable'."),
+                "limit": Field(FieldType.STRING, "At most this many (default 10000; 'none': all)."),
+                "include_child_namespaces": Field(
+                    FieldType.BOOL, "Accepted for Vault compatibility (no namespaces).", False
+                ),
+            },
+            operations={Operation.READ: vault_irrevocable},
+            sudo=True,
+            summary="Vault's irrevocable lease listing: lease_id, mount_id (the mount accessor) and error.",
+        ),
+        Path(
+            pattern=r"leases/count",
+            fields={
+                "type": Field(FieldType.STRING, "Must be 'irrevocable'."),
+                "include_child_namespaces": Field(
+                    FieldType.BOOL, "Accepted for Vault compatibility (no namespaces).", False
+                ),
+            },
+            operations={Operation.READ: vault_count},
+            sudo=True,
+            summary="Number of irrevocable leases, in total and per mount accessor.",
         ),
         Path(
             pattern=r"leases/irrevocable",
