@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -104,13 +105,13 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return value
 
 
+# control characters, an empty segment, or a "." / ".." segment anywhere (a single trailing "/" is allowed)
+_BAD_PATH = re.compile(r"[\x00-\x1f\x7f]|//|^/|(?:^|/)\.{1,2}(?:/|$)")
+
+
 def validate_path(path: str) -> str:
     """The logical path after ``/v1/``; traversal and empty segments are refused rather than cleaned."""
-    if "\x00" in path or any(ord(c) < 0x20 for c in path):
-        raise InvalidRequest("invalid request path")
-    inner = path[:-1] if path.endswith("/") else path
-    segments = inner.split("/")
-    if not inner or any(s in ("", ".", "..") for s in segments):
+    if not path or path == "/" or _BAD_PATH.search(path):
         raise InvalidRequest("invalid request path")
     return path
 

@@ -30,6 +30,7 @@ Example::
     [break_glass]
     groups = ["sre-oncall"]
     duration = "5m"
+    remind_every = "15m"                   # page again while nobody has acknowledged a break-glass use
 
     [kinds.k8s-admin]
     type = "kubernetes"
@@ -105,6 +106,7 @@ class BrokerConfig:
     critical_webhook: str | None = None
     break_glass_groups: tuple[str, ...] = ()
     break_glass_duration: int = 5 * 60
+    break_glass_remind_every: int = 15 * 60
     oidc_algorithm: str = "RS256"
 
     @property
@@ -212,6 +214,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> BrokerCon
         critical_webhook=notify.get("critical_webhook"),
         break_glass_groups=_groups(bg, "groups", "break_glass"),
         break_glass_duration=_duration(bg, "duration", 5 * 60, "break_glass"),
+        break_glass_remind_every=_duration(bg, "remind_every", 15 * 60, "break_glass"),
         oidc_algorithm=algorithm,
     )
 

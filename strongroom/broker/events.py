@@ -18,7 +18,7 @@ from strongroom.broker.retry import RetryQueue
 
 # Events that reach Slack: every request, review, fetch and break-glass use, and how each request ended.
 NOTIFY = {"created", "reviewed", "approved", "denied", "fetched", "cancelled", "revoked", "expired", "break-glass",
-          "acknowledged"}
+          "acknowledged", "break-glass-unacknowledged"}
 
 
 def _who(person: Identity | dict[str, str] | None) -> dict[str, str] | None:

@@ -67,6 +67,7 @@ class MpaRequest:
     ended_at: float | None = None
     break_glass: bool = False
     acknowledged_by: dict[str, str] | None = None
+    reminded_at: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
     credential_ref: dict[str, Any] | None = None
     reviews: list[Review] = field(default_factory=list)

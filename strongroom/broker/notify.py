@@ -19,6 +19,7 @@ _TITLES = {
     "denied": "MPA request denied", "fetched": "MPA credential fetched", "cancelled": "MPA request cancelled",
     "revoked": "MPA access revoked", "expired": "MPA request expired", "break-glass": "BREAK-GLASS access issued",
     "acknowledged": "Break-glass use acknowledged",
+    "break-glass-unacknowledged": "Break-glass use still NOT acknowledged",
 }
 
 

@@ -308,6 +308,15 @@ class Broker:
         self.events.emit("break-glass", req, who, critical=True)
         return await self._issue(who, req, now)
 
+    def _remind(self, req: MpaRequest, now: float) -> None:
+        last = req.reminded_at or req.created_at
+        if now - last < self.config.break_glass_remind_every:
+            return
+        req.reminded_at = now
+        if self._save(req):
+            self.events.emit("break-glass-unacknowledged", req, None, critical=True,
+                             details={"open_for_seconds": int(now - req.created_at)})
+
     # --- queries and housekeeping -------------------------------------------------------------------------------
 
     def show(self, who: Identity, request_id: object) -> MpaRequest:
@@ -329,8 +338,11 @@ class Broker:
         return out
 
     async def sweep(self) -> None:
-        """Expire stale requests and end credentials whose approved window has closed."""
+        """Expire stale requests, end credentials whose window has closed, re-page unacknowledged break-glass."""
         now = self.clock()
+        for req in self.store.list((FETCHED, REVOKED)):
+            if req.needs_acknowledgement:
+                self._remind(req, now)
         for req in self.store.list((PENDING, APPROVED)):
             self._refresh(req)
         for req in self.store.list((FETCHED,)):

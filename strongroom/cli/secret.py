@@ -239,7 +239,7 @@ def _create(c: Ctx, service: str, namespace: str | None, name: str | None, versi
         except envs.ApiError as exc:
             msg = f"cannot fetch {c.env.name}'s transport key, refusing to send the value: {exc}"
             raise Abort(msg, EXIT_FAILED) from None
-        envelope = _seal(c, key, value)
+        envelope = _seal(c, key, value, _data_path(svc, name, version))
         del value, raw
         if not _confirm(c, "🆕", f"Write {where} to environment {c.env.name}?", yes):
             raise Abort("cancelled", EXIT_USAGE)
@@ -255,7 +255,7 @@ def _create(c: Ctx, service: str, namespace: str | None, name: str | None, versi
         c.out.success(f"Secret created at {where} in {c.env.name}")
 
 
-def _seal(c: Ctx, key: dict[str, Any], value: str) -> str:
+def _seal(c: Ctx, key: dict[str, Any], value: str, destination: str) -> str:
     """Encrypt to the server's transport key, after checking the key is the one the server published to us."""
     try:
         public = base64.b64decode(key["key"], validate=True)
@@ -274,7 +274,8 @@ def _seal(c: Ctx, key: dict[str, Any], value: str) -> str:
         )
     c.out.info("🔐", f"Encrypting to {c.env.name}'s transport key {fingerprint} (version {version})")
     try:
-        return transport_crypto.seal_json(key["key"], version, {"data": value})
+        # bound to its destination: the server refuses it anywhere else
+        return transport_crypto.seal_json(key["key"], version, {"data": value}, context=destination)
     except transport_crypto.EnvelopeError as exc:
         raise Abort(str(exc), EXIT_FAILED) from None
 
@@ -324,7 +325,11 @@ def _common(f: Any) -> Any:
             click.option("-e", "--env", "env_name", default=envs.STAGING, show_default=True, help="Environment."),
             click.option("--config", type=click.Path(dir_okay=False), help="Config file (else $STRONGROOM_CONFIG)."),
             click.option("--addr", help="Server or proxy address (else $STRONGROOM_ADDR, else the environment's)."),
-            click.option("--token", help="A Strongroom token (else $STRONGROOM_TOKEN, else the environment's login)."),
+            click.option(
+                "--token",
+                help="A Strongroom token (else $STRONGROOM_TOKEN, else the environment's login). Prefer the variable: "
+                "arguments are visible to other local users.",
+            ),
             click.option("--plain", is_flag=True, help="No colour or emoji."),
             click.option("--namespace", "-n", default=None, help="Kubernetes namespace (default: default)."),
         ]

@@ -57,7 +57,8 @@ TOKEN_LENGTH = 24  # length of the random part of a lease id, as Vault's
 class Backoff:
     """Retry timing for failed revocations: ``base`` doubling per attempt up to ``cap``, with +-``jitter`` spread.
 
-    After ``max_attempts`` failures a lease is marked irrevocable and retried every ``cap`` seconds from then on.
+    After ``max_attempts`` failures a lease is marked irrevocable (listed for operators) and is still retried, the
+    delay doubling on up to ``cap``.
     """
 
     base: float = 1.0
@@ -402,16 +403,7 @@ class ExpirationManager:
     async def revoke(self, lease_id: str, sync: bool = True) -> None:
         """Revoke one lease. ``sync``: call the backend now and raise if it fails (the lease is then retried in the
         background); otherwise mark it expired and let the scheduler revoke it. An unknown lease is not an error."""
-        if not sync:
-            await self._lazy_revoke(lease_id)
-            return
-        async with self._locks(_lease_key(lease_id)):
-            entry = await self.get(lease_id)
-            if entry is None:
-                return
-            error = await self._revoke_locked(entry, force=False)
-        if error is not None:
-            raise LogicalError(f"failed to revoke entry: {error}", status=500)
+        await self._revoke_one(lease_id, sync=sync, force=False)
 
     async def revoke_prefix(self, prefix: str, sync: bool = True) -> None:
         """Revoke every lease under ``prefix``; a prefix without ``/`` that is a lease id revokes just that lease."""
@@ -465,7 +457,7 @@ class ExpirationManager:
                 return
             error = await self._revoke_locked(entry, force=force)
         if error is not None:
-            raise LogicalError(f'failed to revoke "{lease_id}": {error}', status=500)
+            raise LogicalError(f"failed to revoke entry {lease_id}: {error}", status=500)
 
     async def _lazy_revoke(self, lease_id: str) -> None:
         async with self._locks(_lease_key(lease_id)):
@@ -510,7 +502,7 @@ class ExpirationManager:
             entry.irrevocable = True
             writes[_IRREVOCABLE + crypto.sha256_hex(entry.lease_id.encode())] = entry.lease_id.encode()
             log.error(
-                "lease %s is irrevocable after %d attempts (still retrying every %gs): %s",
+                "lease %s is irrevocable after %d attempts (still retrying, at most every %gs): %s",
                 entry.lease_id,
                 entry.revoke_attempts,
                 self.backoff.cap,
@@ -520,8 +512,8 @@ class ExpirationManager:
             log.warning("revocation of lease %s failed (attempt %d): %s", entry.lease_id, entry.revoke_attempts, error)
         writes[_LEASES + entry.lease_id] = entry.to_json()
         await self.view.transaction(writes)
-        delay = self.backoff.cap if entry.irrevocable else self.backoff.delay(entry.revoke_attempts)
-        self._schedule(_lease_key(entry.lease_id), now + delay)
+        # irrevocable or not, the doubling goes on up to the cap: a leaked credential is worse than a retry
+        self._schedule(_lease_key(entry.lease_id), now + self.backoff.delay(entry.revoke_attempts))
 
     async def _delete_entry(self, entry: LeaseEntry) -> None:
         writes: dict[str, Any] = {_LEASES + entry.lease_id: None}

@@ -75,6 +75,7 @@ class TokenStore:
     def __init__(self, view: BarrierView) -> None:
         self.view = view
         self._salt: bytes = b""
+        self._hmac: crypto.HmacKey | None = None
         self._cache: OrderedDict[str, TokenEntry] = OrderedDict()
         # set by the core: revoke a token's leases, schedule/cancel its expiry
         self.on_revoke: Callable[[str], Awaitable[None]] | None = None
@@ -86,16 +87,20 @@ class TokenStore:
             salt = crypto.new_key()
             await self.view.put("salt", salt)
         self._salt = salt
+        self._hmac = crypto.HmacKey(salt)
 
     async def stop(self) -> None:
         self._cache.clear()
         self._salt = b""
+        self._hmac = None
 
     def hash_token(self, token: str) -> str:
-        return crypto.hmac_sha256_hex(self._salt, b"token:" + token.encode())
+        assert self._hmac is not None
+        return self._hmac.hexdigest(b"token:" + token.encode())
 
     def _hash_accessor(self, accessor: str) -> str:
-        return crypto.hmac_sha256_hex(self._salt, b"accessor:" + accessor.encode())
+        assert self._hmac is not None
+        return self._hmac.hexdigest(b"accessor:" + accessor.encode())
 
     # --- read ---------------------------------------------------------------------------------------------------
 

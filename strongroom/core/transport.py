@@ -89,12 +89,18 @@ class TransportKeys:
         version = int(doc["latest"])
         return self._describe(version, doc["keys"][str(version)])
 
-    async def decrypt_json(self, envelope: str) -> dict[str, Any]:
-        """The JSON object inside ``envelope``; raises :class:`transport_crypto.EnvelopeError` (safe message)."""
-        version, sealed = tc.parse(envelope)
+    async def decrypt_json(self, envelope: str, path: str | None = None) -> dict[str, Any]:
+        """The JSON object inside ``envelope``; raises :class:`transport_crypto.EnvelopeError` (safe message).
+
+        ``path`` is where the value is being written (the API path, e.g. ``secret/data/k8s/ns/sa/name/v1``). An envelope
+        the client bound to a destination opens only there, so it cannot be replayed to another service's path.
+        """
+        version, sealed, context = tc.parse(envelope)
+        if path is not None and context and context != tc.canonical_context(path):
+            raise tc.EnvelopeError("transport envelope was sealed for a different path")
         doc = await self._keyring()
         entry = doc["keys"].get(str(version))
         retired = entry.get("retired") if entry else None
         if entry is None or (retired is not None and retired < time.time() - self.retention):
             raise tc.EnvelopeError(f"transport key version {version} is unknown or retired; fetch the current key")
-        return tc.open_json(base64.b64decode(entry["private"]), version, sealed)
+        return tc.open_json(base64.b64decode(entry["private"]), version, sealed, context)

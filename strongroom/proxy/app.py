@@ -82,7 +82,9 @@ class ProxyApp:
         if cfg.login == "kubernetes":
             from strongroom.secretstore.aio import AsyncClient
 
-            self._workload = AsyncClient(addr=cfg.upstream, ca_cert=cfg.upstream_ca_cert)
+            # the proxy's own ServiceAccount, logged in like any workload (settings from the pod's environment)
+            role = {"role": cfg.k8s_role} if cfg.k8s_role else {}
+            self._workload = AsyncClient(addr=cfg.upstream, ca_cert=cfg.upstream_ca_cert, **role)
 
     async def _proxy_token(self) -> str:
         if self._workload is not None:
@@ -106,6 +108,8 @@ class ProxyApp:
                 elif msg["type"] == "lifespan.shutdown":
                     await self.http.aclose()
                     await self.idp.aclose()
+                    if self._workload is not None:
+                        await self._workload.aclose()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":

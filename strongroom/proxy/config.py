@@ -5,6 +5,7 @@ upstream = "https://strongroom.internal:8200"
 upstream_ca_cert = "/etc/ssl/strongroom.pem"     # optional
 # the proxy's own Strongroom identity: its ServiceAccount (kubernetes login) or a token file
 login = "kubernetes"                              # or "token" with token_file / $STRONGROOM_PROXY_TOKEN
+    k8s_role = "staff-proxy"                          # the kubernetes auth role (else $STRONGROOM_K8S_ROLE)
 token_file = "/run/secrets/proxy-token"
 child_policies = ["web-user"]
 child_ttl = "5m"
@@ -52,6 +53,7 @@ class ProxyConfig:
     listen: str = "127.0.0.1:8300"
     upstream_ca_cert: str | None = None
     login: str = "token"
+    k8s_role: str | None = None
     token_file: str | None = None
     child_policies: tuple[str, ...] = ("web-user",)
     child_ttl: int = 300
@@ -96,6 +98,7 @@ def load(path: str) -> ProxyConfig:
         listen=str(doc.get("listen", "127.0.0.1:8300")),
         upstream_ca_cert=doc.get("upstream_ca_cert"),
         login=login,
+        k8s_role=doc.get("k8s_role"),
         token_file=doc.get("token_file"),
         child_policies=tuple(doc.get("child_policies", ["web-user"])),
         child_ttl=max(30, ttl),

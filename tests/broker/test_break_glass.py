@@ -44,3 +44,22 @@ def test_break_glass_needs_real_reason(broker):
 def test_broker_deploy_cannot_break_glass(broker):
     r = broker.as_("dave").post("/v1/break-glass", json={"kind": "broker-deploy", "reason": "Restoring etcd INC-9001"})
     assert r.status_code == 403
+
+
+def test_unacknowledged_break_glass_pages_again(broker, receiver):
+    r = broker.as_("dave").post("/v1/break-glass", json={"kind": "k8s-admin",
+                                                          "reason": "API server down, INC-9002, restoring etcd"})
+    rid = r.json()["request"]["id"]
+    wait_for(lambda: len(receiver.bodies("/page")) >= 2, message="first pages")  # break-glass + fetched
+    broker.clock.advance(16 * 60)
+    wait_for(lambda: any("NOT acknowledged" in p["text"] for p in receiver.bodies("/page")), message="reminder page")
+    reminders = [e for e in broker.audit_lines() if e["type"] == "mpa.break-glass-unacknowledged"]
+    assert reminders and reminders[0]["correlation_id"] == rid and reminders[0]["severity"] == "critical"
+    broker.review("bob", rid, comment="Reviewed the incident timeline, fine")
+    count = len(broker.audit_lines())
+    marker = broker.request("alice")["id"]
+    broker.clock.advance(61 * 60)
+    # reminders are swept before pending requests, so once the marker has expired a full pass has happened
+    wait_for(lambda: any(e["type"] == "mpa.expired" and e["correlation_id"] == marker for e in broker.audit_lines()),
+             message="sweeper pass")
+    assert not [e for e in broker.audit_lines()[count:] if e["type"] == "mpa.break-glass-unacknowledged"]

@@ -243,7 +243,7 @@ async def test_failure_is_recorded_on_the_lease(make_manager: Callable[..., Expi
     await mgr.load()
     lease_id = await register(mgr)
     backend.fail_revokes = -1
-    with pytest.raises(LogicalError, match="failed to revoke entry: connection refused") as exc:
+    with pytest.raises(LogicalError, match="failed to revoke entry database/creds/ro/.*: connection refused") as exc:
         await mgr.revoke(lease_id, sync=True)
     assert exc.value.status == 500
     entry = await mgr.get(lease_id)
@@ -423,14 +423,15 @@ async def test_scheduler_cost_does_not_grow_with_the_lease_count(
 ):
     mgr = make_manager(clock)
 
-    def cost(n: int) -> float:
+    def cost(n: int, tag: str) -> float:
         start = time.perf_counter()
         for i in range(n):
-            mgr._schedule(f"l:x/{n}/{i}", clock.t + 1000 + (i * 7919) % n)
+            mgr._schedule(f"l:x/{tag}/{i}", clock.t + 1000 + (i * 7919) % n)
         return (time.perf_counter() - start) / n
 
-    small, large = cost(2_000), cost(100_000)
-    assert large < small * 5  # O(log n): a 50x larger heap costs a few times more per push, not 50x
+    small = min(cost(2_000, f"s{r}") for r in range(3))
+    large = cost(100_000, "large")
+    assert large < small * 5  # O(log n): a 50x larger heap costs a little more per push, not 50x
 
 
 # --- tidy -------------------------------------------------------------------------------------------------------

@@ -62,6 +62,8 @@ def test_lookup_renew_revoke_with_hvac(lease_server):  # noqa: ANN001
     assert info["id"] == lease_id and info["renewable"] is True and info["last_renewal"] is None
     assert 118 <= info["ttl"] <= 120 and info["issue_time"].endswith("Z") and info["expire_time"]
 
+    configure(client, ttl=90, max_ttl=300)  # the backend's renew answers with its current TTL
+    assert client.sys.renew_lease(lease_id)["lease_duration"] == 90  # no increment: the backend's TTL, from now
     renewed = client.sys.renew_lease(lease_id, increment=60)
     assert renewed["lease_id"] == lease_id and renewed["lease_duration"] == 60 and renewed["renewable"] is True
     assert client.sys.read_lease(lease_id)["data"]["last_renewal"] is not None
@@ -252,13 +254,11 @@ def test_a_lease_that_cannot_be_revoked_is_listed_not_dropped(server_factory):  
     wait_until(lambda: len(listed()) == 1, what="the lease to be listed as irrevocable")
     (item,) = listed()
     assert item["lease_id"] == lease_id and item["error"] == "test database unreachable" and item["attempts"] >= 3
-    accessor = client.sys.read_mount_configuration(MOUNT) and http.get("/v1/sys/mounts").json()[f"{MOUNT}/"]
+    accessor = http.get("/v1/sys/mounts").json()["data"][f"{MOUNT}/"]["accessor"]
     vault_view = http.get("/v1/sys/leases", params={"type": "irrevocable"}).json()["data"]
-    assert vault_view["leases"] == [
-        {"lease_id": lease_id, "mount_id": accessor["accessor"], "error": "test database unreachable"}
-    ]
+    assert vault_view["leases"] == [{"lease_id": lease_id, "mount_id": accessor, "error": "test database unreachable"}]
     counts = http.get("/v1/sys/leases/count", params={"type": "irrevocable"}).json()["data"]
-    assert counts == {"lease_count": 1, "counts": {accessor["accessor"]: 1}}
+    assert counts == {"lease_count": 1, "counts": {accessor: 1}}
     assert client.sys.read_lease(lease_id)["data"]["renewable"] is False  # kept, not valid
 
     configure(client, ttl=600, max_ttl=600, fail_revokes=0)  # the database comes back: still being retried

@@ -88,20 +88,31 @@ class Proxy:
                 self.proc.wait()
 
 
-def start_proxy(workdir: Path, upstream: str, proxy_token: str, idp: Idp, child_ttl: str = "5m") -> Proxy:
+def start_proxy(
+    workdir: Path, upstream: str, proxy_token: str | None, idp: Idp, child_ttl: str = "5m",
+    pod_env: dict[str, str] | None = None,
+) -> Proxy:  # fmt: skip
+    """With ``proxy_token`` the proxy uses that token; else it logs in with the pod's ServiceAccount (``pod_env``)."""
     port = free_port()
-    token_file = workdir / "proxy-token"
-    token_file.write_text(proxy_token)
-    token_file.chmod(0o600)
+    if proxy_token is not None:
+        token_file = workdir / "proxy-token"
+        token_file.write_text(proxy_token)
+        token_file.chmod(0o600)
+        login = f'login = "token"\ntoken_file = "{token_file}"\n'
+    else:
+        login = 'login = "kubernetes"\nk8s_role = "staff-proxy"\n'
     cfg = workdir / "proxy.toml"
     cfg.write_text(
-        f'listen = "127.0.0.1:{port}"\nupstream = "{upstream}"\nlogin = "token"\ntoken_file = "{token_file}"\n'
+        f'listen = "127.0.0.1:{port}"\nupstream = "{upstream}"\n{login}'
         f'child_ttl = "{child_ttl}"\ncookie_secure = false\n\n'
         f'[idp]\nissuer = "{ISSUER}"\naudience = "{AUDIENCE}"\njwks_url = "{idp.jwks_url}"\n'
     )
     log = workdir / "proxy.log"
+    env = {**os.environ, **(pod_env or {})}
     with log.open("ab") as out:  # the child keeps its own handle
-        proc = subprocess.Popen([STRONGROOM, "proxy", "--config", str(cfg)], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [STRONGROOM, "proxy", "--config", str(cfg)], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
     addr = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

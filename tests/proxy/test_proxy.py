@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import uuid
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .conftest import Staff
-from .staff import ISSUER
+from .staff import ISSUER, start_proxy
 
 
 def _probe_path() -> str:
@@ -143,3 +145,37 @@ def test_revoked_child_token_is_replaced_and_never_outlives_the_staff_session(st
         assert r.status_code == 200, r.text
         second = http.get("/v1/auth/token/lookup-self").json()["data"]
     assert second["accessor"] != first["accessor"] and second["meta"]["staff_user"] == "frank"
+
+
+def test_proxy_runs_as_its_own_service_account_bounded_by_its_policies(staff: Staff, tmp_path) -> None:  # noqa: ANN001
+    """As in the reference: the proxy's ServiceAccount logs in with the kubernetes method and gets only web-user plus
+    the right to mint child tokens; nothing else, whatever a client sends."""
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    now = int(time.time())
+    sa_jwt = jwt.encode({
+        "iss": "https://kubernetes.default.svc.cluster.local", "aud": ["https://kubernetes.default.svc.cluster.local"],
+        "sub": "system:serviceaccount:strongroom:staff-proxy", "iat": now, "nbf": now, "exp": now + 3600,
+        "kubernetes.io": {"namespace": "strongroom",
+                          "serviceaccount": {"name": "staff-proxy", "uid": str(uuid.uuid4())}},
+    }, sa_key, algorithm="RS256")  # fmt: skip
+    with staff.server.http() as http:
+        assert http.post("/v1/auth/kubernetes/config", json={"kubernetes_host": "https://k8s.invalid",
+                                                             "pem_keys": [pem.decode()]}).status_code in (200, 204)
+        r = http.post("/v1/auth/kubernetes/role/staff-proxy", json={
+            "bound_service_account_names": ["staff-proxy"], "bound_service_account_namespaces": ["strongroom"],
+            "token_policies": ["web-user", "staff-proxy"], "token_ttl": "1h"})  # fmt: skip
+        assert r.status_code in (200, 204), r.text
+    pod = tmp_path / "pod"
+    pod.mkdir()
+    (pod / "token").write_text(sa_jwt)
+    (pod / "namespace").write_text("strongroom")
+    pod_env = {"STRONGROOM_SA_TOKEN_FILE": str(pod / "token"), "STRONGROOM_NAMESPACE_FILE": str(pod / "namespace")}
+    proxy = start_proxy(pod, staff.server.addr, None, staff.idp, pod_env=pod_env)
+    try:
+        with proxy.http(staff.idp.token("grace")) as http:
+            me = http.get("/v1/auth/token/lookup-self").json()["data"]
+            assert me["meta"]["staff_user"] == "grace" and "web-user" in me["policies"]
+            assert http.get("/v1/sys/audit").status_code == 403
+    finally:
+        proxy.stop()

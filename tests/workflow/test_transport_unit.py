@@ -74,3 +74,19 @@ async def test_rotation_keeps_old_version_for_in_flight_values_then_retires_it()
     await keys.rotate()
     with pytest.raises(tc.EnvelopeError, match="unknown"):
         await keys.decrypt_json(in_flight)
+
+
+async def test_envelope_bound_to_its_destination_opens_only_there() -> None:
+    keys, _ = await _keys()
+    pub = await keys.public_key()
+    dest = "secret/data/k8s/default/s-emoji/canary/v1"
+    envelope = tc.seal_json(pub["key"], pub["version"], PLAIN, context=dest)
+    assert await keys.decrypt_json(envelope, path=dest) == PLAIN
+    assert await keys.decrypt_json(envelope, path="/v1/" + dest) == PLAIN
+    with pytest.raises(tc.EnvelopeError, match="different path"):
+        await keys.decrypt_json(envelope, path="secret/data/k8s/default/s-attacker/canary/v1")
+    # rewriting the ctx field to match another path breaks decryption: ctx is bound into the HPKE key schedule
+    doc = json.loads(base64.b64decode(envelope))
+    moved = base64.b64encode(json.dumps(dict(doc, ctx="secret/data/k8s/default/s-attacker/x/v1")).encode()).decode()
+    with pytest.raises(tc.EnvelopeError, match="failed to decrypt"):
+        await keys.decrypt_json(moved, path="secret/data/k8s/default/s-attacker/x/v1")

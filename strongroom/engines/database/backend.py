@@ -31,7 +31,7 @@ from strongroom.engines.database import (
     path_serviceaccounts,
     secret_creds,
 )
-from strongroom.engines.database.entries import Connection, Role, get_connection, get_role
+from strongroom.engines.database.entries import Connection, Role, get_connection, get_role, put_connection
 from strongroom.engines.database.plugins import DatabasePlugin, PluginError, new_plugin
 from strongroom.engines.database.serviceaccounts import ServiceAccountCache
 from strongroom.framework import Backend, BackendContext
@@ -97,11 +97,27 @@ class DatabaseBackend(Backend):
                 raise InvalidRequest(f"database connection {name!r} is not configured")
             plugin = new_plugin(conn.plugin_name)
             try:
-                await plugin.initialize(conn.connection_details, verify=False)
+                if conn.pending_password:
+                    conn = await self._settle_pending_password(conn, plugin)
+                else:
+                    await plugin.initialize(conn.connection_details, verify=False)
             except PluginError as exc:
                 raise LogicalError(str(exc), status=500) from None
             self._plugins[name] = (conn, plugin)
             return conn, plugin
+
+    async def _settle_pending_password(self, conn: Connection, plugin: DatabasePlugin) -> Connection:
+        """A rotate-root was interrupted: keep whichever password the database accepts, forget the other."""
+        try:
+            await plugin.initialize(conn.connection_details, verify=True)
+        except PluginError:
+            rotated = {**conn.connection_details, "password": conn.pending_password}
+            await plugin.initialize(rotated, verify=True)  # raises when neither works: try again later
+            conn.connection_details = rotated
+            log.warning("connection %s: completed an interrupted root password rotation", conn.name)
+        conn.pending_password = ""
+        await put_connection(self.ctx.storage, conn)
+        return conn
 
     def install_plugin(self, conn: Connection, plugin: DatabasePlugin) -> DatabasePlugin | None:
         """Make ``plugin`` the live one for ``conn``; returns the one it replaces (the caller closes it)."""

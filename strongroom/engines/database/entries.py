@@ -30,6 +30,8 @@ class Connection:
     root_rotation_statements: list[str] = field(default_factory=list)
     password_policy: str = ""
     username_template: str = ""
+    # set by rotate-root before it changes the database password, cleared after the new one is stored
+    pending_password: str = ""
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Connection:

@@ -1,8 +1,8 @@
 """``rotate-root/<name>``: the engine sets its own database password to one only it knows.
 
-The new password is generated here, set in the database by the plugin, then stored behind the barrier; nobody is
-shown it. Like Vault, if the database accepts the change but storing it fails, the connection must be reconfigured
-by a human with a password they set.
+The new password is generated here, stored behind the barrier as *pending*, set in the database by the plugin, then
+promoted to the connection's password; nobody is shown it. A pending password left by a crash or a failed attempt
+is resolved the next time the connection is opened: whichever of the two passwords the database accepts is kept.
 """
 
 from __future__ import annotations
@@ -29,11 +29,17 @@ def paths(b: DatabaseBackend) -> list[Path]:
             if stored is None:
                 raise InvalidRequest(f"database connection {name!r} is not configured")
             new_password = passwords.generate(stored.password_policy)
+            # Stored first: if the server dies after the database accepted the new password but before the config
+            # says so, the engine finds it again (see DatabaseBackend.plugin) instead of locking itself out.
+            stored.pending_password = new_password
+            await put_connection(b.storage(req), stored)
             try:
                 fragment = await plugin.rotate_root(stored.root_rotation_statements, new_password)
             except PluginError as exc:
+                # left pending: a timeout may hide a change the database did make
                 raise LogicalError(f"failed to rotate root credentials: {exc}", status=500) from None
             stored.connection_details = {**stored.connection_details, **fragment}
+            stored.pending_password = ""
             await put_connection(b.storage(req), stored)
             b.install_plugin(stored, plugin)
         return None
