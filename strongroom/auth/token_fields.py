@@ -134,6 +134,7 @@ class TokenParams:
         auth.num_uses = self.token_num_uses
         auth.no_default_policy = self.token_no_default_policy
         auth.token_type = "batch" if self.token_type in ("batch", "default-batch") else "service"
+        auth.bound_cidrs = list(self.token_bound_cidrs)
 
     def renew(self, auth: Auth) -> Auth:
         """The auth of a renewal: the role's current TTLs (Vault re-reads the role on every renew)."""

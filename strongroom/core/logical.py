@@ -115,6 +115,7 @@ class Auth:
     group_aliases: list[str] = field(default_factory=list)
     internal_data: dict[str, Any] = field(default_factory=dict)
     token_type: str = "service"  # noqa: S105 - a token kind, not a secret
+    bound_cidrs: list[str] = field(default_factory=list)
     entity_id: str = ""
     # filled in by the token store when the token exists
     client_token: str = ""

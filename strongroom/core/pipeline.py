@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from strongroom import crypto
+from strongroom.auth.token_fields import remote_addr_allowed
 from strongroom.core.logical import (
     Auth,
     Caller,
@@ -88,7 +89,9 @@ class Pipeline:
         token_entry: TokenEntry | None = None
         if not unauthenticated:
             token_entry = await core.tokens.lookup(inc.token) if inc.token else None
-            if token_entry is None or token_entry.num_uses < 0:
+            if token_entry is not None and not await self._token_usable(token_entry, inc.remote_addr):
+                token_entry = None
+            if token_entry is None:
                 await self._audit_denied(inc, matched[0] if matched else None, None, [])
                 raise PermissionDenied("permission denied" if inc.token else "missing client token")
 
@@ -179,6 +182,15 @@ class Pipeline:
 
     # --- identity, tokens and leases ----------------------------------------------------------------------------
 
+    async def _token_usable(self, entry: TokenEntry, remote_addr: str) -> bool:
+        """A spent limited-use token, a token used outside its bound CIDRs, or one whose entity was disabled is
+        refused like an unknown token (Vault's rules)."""
+        if entry.num_uses < 0:
+            return False
+        if entry.bound_cidrs and not remote_addr_allowed(remote_addr, entry.bound_cidrs):
+            return False
+        return not entry.entity_id or await self.core.identity.entity_enabled(entry.entity_id)
+
     async def _identity_policies(self, entry: TokenEntry) -> list[str]:
         if not entry.entity_id or entry.no_identity_policies:
             return []
@@ -225,6 +237,7 @@ class Pipeline:
             mount_accessor=route.entry.accessor,
             internal_data=auth.internal_data,
             max_ttl=cap,
+            bound_cidrs=auth.bound_cidrs,
         )
         _fill_auth(auth, token, entry)
         auth.identity_policies = await self._identity_policies(entry)

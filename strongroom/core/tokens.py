@@ -48,6 +48,7 @@ class TokenEntry:
     mount_accessor: str = ""
     internal_data: dict[str, Any] = field(default_factory=dict)
     no_identity_policies: bool = False
+    bound_cidrs: list[str] = field(default_factory=list)
 
     @property
     def orphan(self) -> bool:
@@ -176,6 +177,7 @@ class TokenStore:
         token_id: str = "",
         default_ttl: int = SYSTEM_MAX_TTL,
         max_ttl: int = SYSTEM_MAX_TTL,
+        bound_cidrs: list[str] | None = None,
     ) -> tuple[str, TokenEntry]:
         token = token_id or SERVICE_PREFIX + crypto.random_base62(TOKEN_LENGTH)
         token_hash = self.hash_token(token)
@@ -213,6 +215,7 @@ class TokenStore:
             role_name=role_name,
             mount_accessor=mount_accessor,
             internal_data=dict(internal_data or {}),
+            bound_cidrs=list(bound_cidrs or []),
         )
         puts: dict[str, Any] = {
             f"id/{token_hash}": asdict(entry),
