@@ -56,7 +56,8 @@ def script(name: str, *args: str) -> str:
     out = subprocess.run([sys.executable, str(REPO / "scripts" / name), *args], capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"scripts/{name} failed: {out.stderr[-2000:]}")
-    return out.stdout.strip().splitlines()[-1]
+    lines = out.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -256,10 +257,11 @@ def users_present(db: str, usernames: list[str]) -> int:
 def teardown() -> None:
     if "cassandra" in _NODES:
         _NODES["cassandra"][0].shutdown()
-    if "cassandra_dir" in _NODES:
-        script("cassandra-node", "stop", str(_NODES["cassandra_dir"]))
-    if "postgres_dir" in _NODES:
-        subprocess.run([sys.executable, str(REPO / "scripts" / "postgres-node"), "stop", str(_NODES["postgres_dir"])])
+    # each node is stopped whatever happened to the other
+    for name, key in (("cassandra-node", "cassandra_dir"), ("postgres-node", "postgres_dir")):
+        if key in _NODES:
+            subprocess.run([sys.executable, str(REPO / "scripts" / name), "stop", str(_NODES[key])], check=False)
+            shutil.rmtree(_NODES[key], ignore_errors=True)
 
 
 def main() -> None:
@@ -279,6 +281,7 @@ def main() -> None:
     finally:
         server.stop()
         teardown()
+        shutil.rmtree(workdir, ignore_errors=True)
     for r in reports:
         i, v = r["issue"], r["revoke"]
         print(

@@ -46,17 +46,19 @@ def hmac_hasher(key: bytes) -> Hasher:
     return h
 
 
-_second_cache: list[Any] = [-1, ""]
+# formatted seconds: "now" and the issue times of the tokens in use repeat constantly
+_seconds: dict[int, str] = {}
 
 
 def rfc3339_nano(ns: int | None = None) -> str:
     """UTC time with nanoseconds, as Go's ``time.RFC3339Nano`` prints it (trailing zeros dropped)."""
     ns = time.time_ns() if ns is None else ns
     secs, frac = divmod(ns, 1_000_000_000)
-    if _second_cache[0] != secs:
-        _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-        _second_cache[0] = secs
-    base: str = _second_cache[1]
+    base = _seconds.get(secs)
+    if base is None:
+        if len(_seconds) > 4096:
+            _seconds.clear()
+        base = _seconds[secs] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
     if frac:
         base += "." + f"{frac:09d}".rstrip("0")
     return base + "Z"

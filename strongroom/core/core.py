@@ -15,7 +15,7 @@ from typing import Any
 
 from strongroom import crypto
 from strongroom.core.barrier import Barrier
-from strongroom.core.logical import InvalidRequest, Operation, Request, Response, Sealed, Secret
+from strongroom.core.logical import InvalidRequest, Operation, Request, Response, Sealed, Secret, UnsupportedPath
 from strongroom.core.mounts import (
     SINGLETON_AUTH,
     SINGLETON_ENGINES,
@@ -271,13 +271,15 @@ class Core:
         )
 
     async def _revoke_lease(self, lease: Any) -> None:
+        # A lease whose backend is gone cannot be proven revoked: raising keeps it listed as irrevocable and retried
+        # until an operator decides with revoke-force, instead of silently forgetting a live credential.
         try:
             backend, entry = self._lease_backend(lease)
         except LookupError:
-            return  # the mount is gone; nothing can hold the credential any more
+            raise UnsupportedPath(f"no backend at {lease.mount_path} to revoke the lease") from None
         stype = backend.secret_types.get(lease.secret["lease_type"])
         if stype is None:
-            return
+            raise UnsupportedPath(f"the backend at {lease.mount_path} cannot revoke leases of this type")
         await stype.revoke(self._lease_request(Operation.REVOKE, lease, backend, entry))
 
     async def _renew_lease(self, lease: Any, increment: int) -> Response | None:

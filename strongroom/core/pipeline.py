@@ -203,8 +203,38 @@ class Pipeline:
             holder = parent.hash if parent is not None else ""
             ttl, max_ttl = _lease_ttls(resp.secret.ttl, resp.secret.max_ttl, route.entry.config)
             resp.secret.ttl, resp.secret.max_ttl = ttl, max_ttl
-            resp.secret.lease_id = await self.core.expiration.register(
-                path=req.full_path, mount_path=route.entry.route_path, secret=resp.secret, token_hash=holder
+            try:
+                resp.secret.lease_id = await self.core.expiration.register(
+                    path=req.full_path, mount_path=route.entry.route_path, secret=resp.secret, token_hash=holder
+                )
+            except Exception:
+                # an unregistered credential would never be revoked: take it back before failing the request
+                await self._revoke_unregistered(resp, req, route)
+                raise
+
+    async def _revoke_unregistered(self, resp: Response, req: Request, route: Route) -> None:
+        assert resp.secret is not None
+        stype = route.backend.secret_types.get(resp.secret.lease_type)
+        if stype is None:
+            return
+        revoke_req = Request(
+            operation=Operation.REVOKE,
+            path=req.path,
+            storage=req.storage,
+            mount_point=req.mount_point,
+            mount_accessor=req.mount_accessor,
+            mount_type=req.mount_type,
+            secret=resp.secret,
+            full_path=req.full_path,
+        )
+        try:
+            await stype.revoke(revoke_req)
+        except Exception as exc:
+            log.error(
+                "could not take back an unregistered %s credential at %s: %s",
+                resp.secret.lease_type,
+                req.full_path,
+                type(exc).__name__,
             )
 
     async def _login(self, auth: Auth, req: Request, route: Route) -> None:

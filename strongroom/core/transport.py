@@ -92,11 +92,11 @@ class TransportKeys:
     async def decrypt_json(self, envelope: str, path: str | None = None) -> dict[str, Any]:
         """The JSON object inside ``envelope``; raises :class:`transport_crypto.EnvelopeError` (safe message).
 
-        ``path`` is where the value is being written (the API path, e.g. ``secret/data/k8s/ns/sa/name/v1``). An envelope
-        the client bound to a destination opens only there, so it cannot be replayed to another service's path.
+        ``path`` is where the value is being written (the API path, e.g. ``secret/data/k8s/ns/sa/name/v1``). When it is
+        given, the envelope must have been sealed for exactly that destination, so it cannot be replayed elsewhere.
         """
         version, sealed, context = tc.parse(envelope)
-        if path is not None and context and context != tc.canonical_context(path):
+        if path is not None and context != tc.canonical_context(path):
             raise tc.EnvelopeError("transport envelope was sealed for a different path")
         doc = await self._keyring()
         entry = doc["keys"].get(str(version))

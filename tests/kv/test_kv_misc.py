@@ -16,8 +16,10 @@ class FakeTransport:
 
     def __init__(self) -> None:
         self.envelopes: dict[str, Any] = {}
+        self.destinations: list[str | None] = []
 
-    async def decrypt_json(self, envelope: str) -> Any:
+    async def decrypt_json(self, envelope: str, path: str | None = None) -> Any:
+        self.destinations.append(path)
         if envelope not in self.envelopes:
             raise ValueError(f"bad envelope {envelope}")
         return self.envelopes[envelope]
@@ -31,6 +33,7 @@ async def test_transport_envelope_is_opened_and_stored_as_data() -> None:
     res = await kv.write("data/t", {"transport": "env-1", "options": {"cas": 0}})
     assert res.status == 200 and res.data["version"] == 1  # type: ignore[index]
     assert (await kv.read("data/t")).data["data"] == {"password": "from-the-envelope"}  # type: ignore[index]
+    assert transport.destinations[-1] is not None and transport.destinations[-1].endswith("data/t")
     # cas still applies to an encrypted write
     res = await kv.write("data/t", {"transport": "env-1", "options": {"cas": 0}})
     assert res.errors == ["check-and-set parameter did not match the current version"]

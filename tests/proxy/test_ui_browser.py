@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import hvac
 import pytest
 
 from strongroom.core.system.people_policies import WEB_USER_POLICY
@@ -38,6 +39,9 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def seeded(staff: Staff) -> dict[str, str]:
     root = staff.root
+    # secrets are written by an engineer's token, so the tree shows who wrote each version
+    alice = hvac.Client(url=root.url, token=root.auth.token.create(policies=["root"], display_name="alice")["auth"][
+        "client_token"])
     values = {}
     for sa, name, version in (
         ("s-emoji", "canary", "2019-05-10"),
@@ -48,8 +52,7 @@ def seeded(staff: Staff) -> dict[str, str]:
     ):
         values[f"{sa}/{name}/{version}"] = v = "VALUE-" + secrets.token_hex(12)
         path = f"k8s/default/{sa}/{name}/{version}"
-        root.secrets.kv.v2.create_or_update_secret(path=path, secret={"data": v}, cas=0, mount_point="secret")
-        root.secrets.kv.v2.update_metadata(path=path, custom_metadata={"created_by": "alice"}, mount_point="secret")
+        alice.secrets.kv.v2.create_or_update_secret(path=path, secret={"data": v}, cas=0, mount_point="secret")
     # one service whose values staff may read, to show Reveal working where policy allows it
     root.sys.create_or_update_acl_policy(
         name="web-user",

@@ -10,9 +10,10 @@ if TYPE_CHECKING:
 
 async def bootstrap(core: Core) -> list[str]:
     from strongroom.core.system.default_policies import bootstrap as install_workload_defaults
-    from strongroom.core.system.people_policies import SECRET_WRITER_POLICY
+    from strongroom.core.system.people_policies import POLICIES
 
     installed = list(await install_workload_defaults(core) or [])
-    await core.policies.set("secret-writer", SECRET_WRITER_POLICY)
-    installed.append("policy secret-writer")
+    for name, text in POLICIES.items():
+        await core.policies.set(name, text)
+        installed.append(f"policy {name}")
     return installed

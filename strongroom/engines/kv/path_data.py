@@ -117,7 +117,7 @@ def paths(b: KVBackend) -> list[Path]:
 
     async def write(req: Request, fd: FieldData) -> Response | None:
         key = validate_key_path(fd.get("path"))
-        data = await _input_data(b, fd)
+        data = await _input_data(b, fd, f"{req.mount_point}data/{key}")
         store = b.store(req)
         config = await store.config()
         async with b.lock(key):
@@ -129,7 +129,7 @@ def paths(b: KVBackend) -> list[Path]:
             created = now_ns()
             # a write-once version never expires on a timer
             deleted = None if once else deletion_time(created, config.delete_version_after, meta.delete_version_after)
-            _, removed = meta.add_version(created, deleted, config.max_versions)
+            _, removed = meta.add_version(created, deleted, config.max_versions, _author(req))
             await store.commit(meta, (meta.current_version, data), removed)
         return Response(data=meta.version_summary(meta.current_version))
 
@@ -161,7 +161,7 @@ def paths(b: KVBackend) -> list[Path]:
             check_nesting(patched)
             created = now_ns()
             deleted = deletion_time(created, config.delete_version_after, meta.delete_version_after)
-            _, removed = meta.add_version(created, deleted, config.max_versions)
+            _, removed = meta.add_version(created, deleted, config.max_versions, _author(req))
             await store.commit(meta, (meta.current_version, patched), removed)
         return Response(data=meta.version_summary(meta.current_version))
 
@@ -204,7 +204,12 @@ def paths(b: KVBackend) -> list[Path]:
     ]
 
 
-async def _input_data(b: KVBackend, fd: FieldData) -> dict[str, Any]:
+def _author(req: Request) -> str:
+    caller = req.caller
+    return caller.display_name + (f" ({caller.entity_id})" if caller.entity_id else "")
+
+
+async def _input_data(b: KVBackend, fd: FieldData, destination: str) -> dict[str, Any]:
     data, has_data = fd.get_ok("data")
     envelope, has_envelope = fd.get_ok("transport")
     if has_data and has_envelope:
@@ -218,7 +223,8 @@ async def _input_data(b: KVBackend, fd: FieldData) -> dict[str, Any]:
     if service is None:
         raise InvalidRequest("transport encryption is not available on this server")
     try:
-        plaintext = await service.decrypt_json(envelope)
+        # the envelope is bound to the path it was sealed for: replaying it to another path fails to open
+        plaintext = await service.decrypt_json(envelope, path=destination)
     except Exception:
         # Whatever went wrong stays here: its details could describe the plaintext.
         raise InvalidRequest("invalid transport envelope") from None

@@ -41,7 +41,7 @@ FIELDS = {
 
 def describe(meta: KeyMetadata) -> dict[str, Any]:
     return {
-        "versions": {str(n): meta.versions[n].describe() for n in sorted(meta.versions)},
+        "versions": {str(n): meta.versions[n].describe_with_author() for n in sorted(meta.versions)},
         "current_version": meta.current_version,
         "oldest_version": meta.oldest_version,
         "created_time": format_time(meta.created_time),

@@ -118,6 +118,8 @@ class VersionMetadata:
     created_time: int
     deletion_time: int | None = None
     destroyed: bool = False
+    # who wrote this version (the token's display name): the inspection UI and `strongroom secret versions` show it
+    created_by: str = ""
 
     def is_deleted(self, now: int) -> bool:
         return self.deletion_time is not None and self.deletion_time < now
@@ -131,6 +133,9 @@ class VersionMetadata:
             "deletion_time": format_time(self.deletion_time),
             "destroyed": self.destroyed,
         }
+
+    def describe_with_author(self) -> dict[str, Any]:
+        return {**self.describe(), "created_by": self.created_by}
 
 
 @dataclass(slots=True)
@@ -149,7 +154,9 @@ class KeyMetadata:
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
-            "versions": {str(n): [v.created_time, v.deletion_time, v.destroyed] for n, v in self.versions.items()},
+            "versions": {
+                str(n): [v.created_time, v.deletion_time, v.destroyed, v.created_by] for n, v in self.versions.items()
+            },
             "current_version": self.current_version,
             "oldest_version": self.oldest_version,
             "created_time": self.created_time,
@@ -164,7 +171,7 @@ class KeyMetadata:
     def from_json(cls, doc: dict[str, Any]) -> KeyMetadata:
         return cls(
             key=doc["key"],
-            versions={int(n): VersionMetadata(v[0], v[1], v[2]) for n, v in doc["versions"].items()},
+            versions={int(n): VersionMetadata(*v[:4]) for n, v in doc["versions"].items()},
             current_version=doc["current_version"],
             oldest_version=doc["oldest_version"],
             created_time=doc["created_time"],
@@ -181,14 +188,14 @@ class KeyMetadata:
         return {"version": number, **vm.describe(), "custom_metadata": self.custom_metadata}
 
     def add_version(
-        self, created: int, deleted: int | None, config_max_versions: int
+        self, created: int, deleted: int | None, config_max_versions: int, created_by: str = ""
     ) -> tuple[VersionMetadata, list[int]]:
         """Append a version and slide the window of kept versions; returns it and the versions to remove from storage.
 
         The window is the larger of the key's and the mount's ``max_versions`` (Vault's rule), 10 when both are 0.
         ``oldest_version`` stays 0 until the window first slides, as in Vault.
         """
-        vm = VersionMetadata(created, deleted)
+        vm = VersionMetadata(created, deleted, created_by=created_by)
         self.current_version += 1
         self.versions[self.current_version] = vm
         self.updated_time = created

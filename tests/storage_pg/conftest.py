@@ -1,0 +1,108 @@
+"""A real PostgreSQL server for the storage and HA tests, and every storage backend behind one fixture.
+
+The server comes from ``scripts/postgres-node`` (the script CI uses), once per session, unless CI already started one
+and says where with ``STRONGROOM_TEST_POSTGRES=<superuser DSN>`` (the same variable as ``tests/database``). The small
+start/stop helper is repeated here rather than imported from another folder's conftest.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from strongroom.storage.base import Storage
+from strongroom.storage.memory import InMemoryStorage
+from strongroom.storage.postgres import PostgresStorage
+from strongroom.storage.sqlite import SQLiteStorage
+
+REPO = Path(__file__).resolve().parents[2]
+BACKENDS = ("memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+
+
+def _postgres_node(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "postgres-node"), *args], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.fail(f"scripts/postgres-node {args[0]} failed:\n{result.stderr[-4000:]}", pytrace=False)
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("STRONGROOM_TEST_POSTGRES")
+    if given:
+        yield given
+        return
+    directory = tmp_path_factory.mktemp("storage-postgres")
+    dsn = _postgres_node("start", str(directory)).splitlines()[-1]
+    try:
+        yield dsn
+    finally:
+        _postgres_node("stop", str(directory))
+
+
+def fresh_table() -> str:
+    """Each test gets its own table, so tests never see each other's keys."""
+    return f"kv_{secrets.token_hex(6)}"
+
+
+def admin(dsn: str) -> psycopg.Connection:
+    return psycopg.connect(dsn, autocommit=True)
+
+
+def terminate_sessions_touching(dsn: str, table: str) -> int:
+    """End every session the storage opened for ``table`` (what a database restart does to them)."""
+    with admin(dsn) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (f"strongroom storage {table}",),
+        ).fetchall()
+    return len(rows)
+
+
+class Opener:
+    """Opens a backend; ``reopen`` gives a new instance on the same data (a restarted node)."""
+
+    def __init__(self, kind: str, make: Callable[[], Storage]) -> None:
+        self.kind = kind
+        self._make = make
+        self.opened: list[Storage] = []
+
+    def open(self) -> Storage:
+        store = self._make()
+        self.opened.append(store)
+        return store
+
+    @property
+    def persistent(self) -> bool:
+        return self.kind != "memory"
+
+
+@pytest.fixture(params=BACKENDS)
+async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
+    kind = request.param
+    if kind == "memory":
+        shared = InMemoryStorage()
+        op = Opener(kind, lambda: shared)
+    elif kind == "sqlite":
+        op = Opener(kind, lambda: SQLiteStorage(str(tmp_path / "store.db")))
+    else:
+        dsn = request.getfixturevalue("pg_dsn")
+        table = fresh_table()
+        op = Opener(kind, lambda: PostgresStorage(dsn, table=table))
+    yield op
+    for store in op.opened:
+        await store.close()
+
+
+@pytest.fixture
+def storage(opener: Opener) -> Storage:
+    return opener.open()

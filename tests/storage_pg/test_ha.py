@@ -1,0 +1,212 @@
+"""Leader election between Strongroom nodes sharing one PostgreSQL database (strongroom.core.ha)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pytest
+
+from strongroom.core.ha import PostgresHALock
+from tests.storage_pg.conftest import admin
+
+pytestmark = pytest.mark.postgres
+
+
+@dataclass
+class Node:
+    """One node's lock and what its callbacks were told, in order."""
+
+    lock: PostgresHALock
+    events: list[str] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+    def start(self) -> Node:
+        async def on_active() -> None:
+            self.events.append("active")
+
+        def on_standby() -> None:  # plain functions work as callbacks too
+            self.events.append("standby")
+
+        self.task = asyncio.create_task(self.lock.acquire_loop(on_active, on_standby))
+        return self
+
+    @property
+    def believes_active(self) -> bool:
+        """What the core would see: the callbacks' last word and the lock's own fail-closed check agree."""
+        told_active = bool(self.events) and self.events[-1] == "active"
+        return told_active and self.lock.is_active
+
+
+@pytest.fixture
+async def cluster(pg_dsn: str) -> AsyncIterator[Callable[[str], Node]]:
+    key = f"ha-test-{secrets.token_hex(4)}"
+    nodes: list[Node] = []
+
+    def make(name: str) -> Node:
+        node = Node(PostgresHALock(pg_dsn, lock_key=key, node_id=name, advertise_addr=f"https://{name}:8200"))
+        nodes.append(node.start())
+        return node
+
+    yield make
+    for node in nodes:
+        await node.lock.stop()
+    await asyncio.gather(*(n.task for n in nodes if n.task is not None))
+    for node in nodes:
+        assert not node.lock.is_active and not node.believes_active
+
+
+async def until(predicate: Callable[[], bool], within: float, what: str, *, never_both: tuple[Node, Node]) -> None:
+    """Poll until ``predicate`` holds; on every poll, two nodes must never both count themselves active."""
+    a, b = never_both
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert not (a.lock.is_active and b.lock.is_active), "two nodes were active at once"
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}; a={a.events} b={b.events}")
+        await asyncio.sleep(0.02)
+
+
+def terminate(dsn: str, pid: int | None) -> None:
+    assert pid is not None
+    with admin(dsn) as conn:
+        assert conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+
+
+async def test_exactly_one_node_is_active_and_standbys_know_its_address(cluster) -> None:
+    a, b = cluster("node-a"), cluster("node-b")
+    pair = (a, b)
+    await until(lambda: a.believes_active or b.believes_active, 15, "a leader", never_both=pair)
+    leader, standby = (a, b) if a.believes_active else (b, a)
+    assert standby.events == [] and not standby.lock.is_active
+    await until(
+        lambda: standby.lock.leader_address == leader.lock.advertise_addr, 10, "leader address", never_both=pair
+    )
+    assert leader.lock.leader_address == leader.lock.advertise_addr
+    assert standby.lock.leader is not None and standby.lock.leader.node_id == leader.lock.node_id
+    # a third node stays standby as well
+    c = cluster("node-c")
+    await until(lambda: c.lock.leader_address == leader.lock.advertise_addr, 10, "c sees leader", never_both=pair)
+    assert c.events == [] and leader.believes_active
+
+
+async def test_when_the_leaders_connection_is_killed_the_standby_takes_over(cluster, pg_dsn: str) -> None:
+    a, b = cluster("node-a"), cluster("node-b")
+    pair = (a, b)
+    await until(lambda: a.believes_active or b.believes_active, 15, "a leader", never_both=pair)
+    old, new = (a, b) if a.believes_active else (b, a)
+
+    terminate(pg_dsn, old.lock.backend_pid)
+    await until(lambda: new.believes_active, 15, "the standby to become active", never_both=pair)
+    assert old.events == ["active", "standby"] and not old.lock.is_active
+    assert new.events == ["active"]
+    # the old leader comes back as a standby that points at the new one
+    await until(lambda: old.lock.leader_address == new.lock.advertise_addr, 10, "old sees new", never_both=pair)
+    assert not old.believes_active
+
+
+async def test_step_down_hands_leadership_to_the_other_node(cluster) -> None:
+    a, b = cluster("node-a"), cluster("node-b")
+    pair = (a, b)
+    await until(lambda: a.believes_active or b.believes_active, 15, "a leader", never_both=pair)
+    old, new = (a, b) if a.believes_active else (b, a)
+    await old.lock.step_down(hold_off=30)
+    assert not old.lock.is_active  # at once, before the loop has even run
+    await until(lambda: new.believes_active, 15, "the other node to take over", never_both=pair)
+    assert old.events == ["active", "standby"]
+
+
+async def test_a_node_that_cannot_reach_the_database_never_becomes_active() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lock = PostgresHALock(f"postgresql://nobody:x@127.0.0.1:{port}/postgres", node_id="lonely", interval=0.2)
+    node = Node(lock).start()
+    try:
+        # several retry rounds, each a refused connection: never active, never told so
+        deadline = time.monotonic() + 3 * lock.lease
+        while time.monotonic() < deadline:
+            assert not lock.is_active and node.events == []
+            await asyncio.sleep(0.05)
+        assert lock.leader_address == ""
+    finally:
+        await lock.stop()
+        assert node.task is not None
+        await node.task
+    assert node.events == []
+
+
+class FreezableProxy:
+    """A TCP relay to PostgreSQL that can stop passing bytes while keeping both sockets open: a network partition."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.frozen = asyncio.Event()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> FreezableProxy:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                if self.frozen.is_set():
+                    await asyncio.Event().wait()  # hold the bytes forever, the connection stays open
+                dst.write(data)
+                await dst.drain()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+            up_writer.close()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_a_partitioned_leader_steps_down_before_another_node_takes_over(pg_dsn: str) -> None:
+    parts = urlsplit(pg_dsn)
+    proxy = await FreezableProxy(parts.port or 5432).start()
+    via_proxy = pg_dsn.replace(f"@{parts.hostname}:{parts.port}/", f"@127.0.0.1:{proxy.port}/")
+    key = f"ha-partition-{secrets.token_hex(4)}"
+    a = Node(PostgresHALock(via_proxy, lock_key=key, node_id="node-a", advertise_addr="https://a:8200", interval=0.5))
+    a.start()
+    b = None
+    try:
+        await until(lambda: a.believes_active, 15, "node-a to lead", never_both=(a, a))
+        b = Node(PostgresHALock(pg_dsn, lock_key=key, node_id="node-b", advertise_addr="https://b:8200", interval=0.5))
+        b.start()
+        pair = (a, b)
+        await until(lambda: b.lock.leader_address == "https://a:8200", 10, "b to see a", never_both=pair)
+
+        proxy.frozen.set()  # node-a's queries now hang; its session lives on in the server, still holding the lock
+        frozen_at = time.monotonic()
+        await until(lambda: not a.lock.is_active, 2 * a.lock.lease, "a to stop counting itself active", never_both=pair)
+        await until(lambda: a.events[-1] == "standby", 5, "a to report standby", never_both=pair)
+        stepped_down_after = time.monotonic() - frozen_at
+        # the server ends the silent session (idle_session_timeout), which frees the lock for node-b
+        await until(lambda: b.believes_active, 30, "b to take over", never_both=pair)
+        assert time.monotonic() - frozen_at > stepped_down_after
+        assert b.events == ["active"]
+    finally:
+        await a.lock.stop()
+        if b is not None:
+            await b.lock.stop()
+        await proxy.close()
+        for node in (a, b):
+            if node is not None and node.task is not None:
+                await node.task
