@@ -223,18 +223,18 @@ class PostgresHALock:
         # a query that hangs (network cut) must not keep a node active: it counts as losing the lock
         return await self._bounded(conn.execute(query, params), self.interval)  # type: ignore[arg-type]
 
-    async def _bounded(self, aw: Awaitable[_T], timeout: float) -> _T:
+    async def _bounded(self, aw: Awaitable[_T], seconds: float) -> _T:
         # Not asyncio.wait_for: that waits for the cancelled query to wind down, and psycopg's cancellation of a
         # query on a dead network can itself take half a minute. Losing the lock must be noticed on time.
         task = asyncio.ensure_future(aw)
         try:
-            done, _ = await asyncio.wait({task}, timeout=timeout)
+            done, _ = await asyncio.wait({task}, timeout=seconds)
         except asyncio.CancelledError:
             self._abandon(task)
             raise
         if not done:
             self._abandon(task)
-            raise TimeoutError(f"the database did not answer within {timeout:g}s")
+            raise TimeoutError(f"the database did not answer within {seconds:g}s")
         return task.result()
 
     def _abandon(self, task: asyncio.Future[Any]) -> None:

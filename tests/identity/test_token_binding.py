@@ -31,3 +31,17 @@ def test_tokens_of_a_disabled_entity_stop_working(k8s):  # noqa: ANN001
         client.auth.token.lookup_self()
     k8s.root.secrets.identity.update_entity(entity_id=entity_id, disabled=False)
     assert client.auth.token.lookup_self()["data"]["entity_id"] == entity_id
+
+
+def test_kubernetes_reader_grants_only_its_own_database_creds(k8s):  # noqa: ANN001
+    sa = k8s.cluster.service_account("default", "s-ledger")
+    client = k8s.login(k8s.cluster.projected_token(sa))
+    own = ["database/creds/k8s_rw_s-ledger_default", "database/creds/k8s_ro_s-ledger_default"]
+    others = ["database/creds/k8s_rw_s-emoji_default", "database/creds/k8s_rw_s-ledger_payments",
+              "database/creds/rw", "database/creds/k8s_rw_s-ledger_default/x", "database/roles/rw"]
+    with k8s.server.http(token=client.token) as http:  # type: ignore[attr-defined]
+        caps = http.post("/v1/sys/capabilities-self", json={"paths": own + others}).json()
+    for path in own:
+        assert caps[path] == ["read"], path
+    for path in others:
+        assert caps[path] == ["deny"], path

@@ -36,6 +36,15 @@ path "secret/data/k8s/{own}/*" {{
 path "secret/metadata/k8s/{own}/*" {{
   capabilities = ["read", "list"]
 }}
+
+# Its own short-lived database credentials: exactly the dynamic roles named after it, and no other creds path.
+path "database/creds/k8s_rw_{{{{{meta}.service_account_name}}}}_{{{{{meta}.service_account_namespace}}}}" {{
+  capabilities = ["read"]
+}}
+
+path "database/creds/k8s_ro_{{{{{meta}.service_account_name}}}}_{{{{{meta}.service_account_namespace}}}}" {{
+  capabilities = ["read"]
+}}
 """
 
 
