@@ -37,7 +37,7 @@ VERSION = "1.0.0+strongroom"
 
 
 class Core:
-    def __init__(self, storage: Storage, *, storage_type: str = "sqlite", dev: bool = False) -> None:
+    def __init__(self, storage: Storage, *, storage_type: str = "sqlite", dev: bool = False, ha: Any = None) -> None:
         self.storage = storage
         self.storage_type = storage_type
         self.dev = dev
@@ -45,6 +45,10 @@ class Core:
         self.seal_impl = ShamirSeal(storage)
         self.router = Router()
         self.active = True  # False on an HA standby: it must never serve as active
+        # HA: an object with ``async run(on_active, on_standby)`` (holds the lock, calls back) and ``async release()``
+        self.ha = ha
+        self._ha_task: asyncio.Task[None] | None = None
+        self._root_key = b""
         self.started = time.time()
         self.unseal_progress: KeyCollector | None = None
         self.generate_root: dict[str, Any] | None = None
@@ -81,7 +85,7 @@ class Core:
             root_key = crypto.new_key()
             keys = await self.seal_impl.initialize(shares, threshold, root_key)
             await self.barrier.initialize(root_key)
-            await self._post_unseal(root_key)
+            await self._post_unseal(root_key, initializing=True)
             token, _ = await self.tokens.create(
                 policies=["root"], parent=None, display_name="root", path="auth/token/root", token_id=root_token_id
             )
@@ -111,26 +115,50 @@ class Core:
             root_key = await self.seal_impl.recover_root_key(parts)
             await self._post_unseal(root_key)
 
-    async def unseal_with_root_key(self, root_key: bytes) -> None:
-        async with self._lock:
-            await self._post_unseal(root_key)
-
     async def seal(self) -> None:
         async with self._lock:
             if not self.sealed:
                 await self._pre_seal()
 
-    async def _post_unseal(self, root_key: bytes) -> None:
+    async def _post_unseal(self, root_key: bytes, *, initializing: bool = False) -> None:
+        await self.barrier.unseal(root_key)
+        self._root_key = root_key
+        cfg = await self.seal_impl.config()
+        if cfg is not None:
+            self.cluster_id, self.cluster_name = cfg.cluster_id, cfg.cluster_name
+        if self.ha is None or initializing:
+            self.active = True
+            await self._start_services()
+        else:
+            # an HA node serves only once it holds the lock; until then it is an unsealed standby
+            self.active = False
+            self._ha_task = asyncio.create_task(self.ha.run(self._became_active, self._became_standby))
+
+    async def _became_active(self) -> None:
+        async with self._lock:
+            if self.sealed or self.active:
+                return
+            # another node may have changed the keyring and everything else while this one stood by: reload all
+            await self.barrier.unseal(self._root_key)
+            await self._start_services()
+            self.active = True
+            log.info("this node is now the active node")
+
+    async def _became_standby(self) -> None:
+        # Fail closed: stop serving first, then tear down; nothing cached from the active period survives.
+        self.active = False
+        async with self._lock:
+            if self.tokens is not None:
+                await self._stop_services()
+            log.warning("this node lost the HA lock and is now a standby")
+
+    async def _start_services(self) -> None:
         from strongroom.audit import AuditBroker
         from strongroom.core.expiration import ExpirationManager
         from strongroom.core.identity import IdentityStore
         from strongroom.core.policy_store import PolicyStore
         from strongroom.core.transport import TransportKeys
 
-        await self.barrier.unseal(root_key)
-        cfg = await self.seal_impl.config()
-        if cfg is not None:
-            self.cluster_id, self.cluster_name = cfg.cluster_id, cfg.cluster_name
         view = self.barrier.view
         self.tokens = TokenStore(view("sys/token/"))
         self.policies = PolicyStore(view("sys/policy/"))
@@ -153,6 +181,18 @@ class Core:
         await self.expiration.load()
 
     async def _pre_seal(self) -> None:
+        if self._ha_task is not None:
+            self._ha_task.cancel()
+            self._ha_task = None
+            if self.ha is not None:
+                await self.ha.release()
+        await self._stop_services()
+        self.barrier.seal()
+        self._root_key = b""
+        self.generate_root = None
+        self.rekey = None
+
+    async def _stop_services(self) -> None:
         if self.expiration is not None:
             await self.expiration.stop()
         for route_path in [e.route_path for e in self.router.entries(False) + self.router.entries(True)]:
@@ -167,9 +207,7 @@ class Core:
                 await store.stop()
         self.tokens = self.policies = self.identity = self.expiration = self.audit = self.transport = None  # type: ignore[assignment]
         self.services = {}
-        self.barrier.seal()
-        self.generate_root = None
-        self.rekey = None
+        self.router.clear()
 
     # --- mounts -------------------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ end it within seconds, so a standby can take over.
 
 How the core uses it (one lock per node, created when ``storage "postgresql" { ha_enabled = true }``)::
 
-    lock = PostgresHALock(url, lock_key=table, node_id=..., advertise_addr=cfg.api_addr)
+    lock = lock_for_storage(cfg.storage_type, cfg.storage, node_id, advertise_addr=cfg.api_addr)  # None: no HA
     task = asyncio.create_task(lock.acquire_loop(on_active, on_standby))
     core.active  -> lock.is_active           # checked by the pipeline for every request
     sys/leader   -> lock.leader_address      # "" while unknown
@@ -55,12 +55,39 @@ class LockLost(Exception):
     """The database no longer confirms that this node holds the leader lock."""
 
 
+class _SteppingDown(LockLost):
+    """This node gives the lock up on request (``sys/step-down``)."""
+
+
 def lock_id(lock_key: str | int) -> int:
     """The signed 64-bit advisory lock id for a lock key (the storage table's name is a good key)."""
     if isinstance(lock_key, int):
+        if not -(2**63) <= lock_key < 2**63:
+            raise ValueError("an integer lock key must fit in a signed 64-bit integer")
         return lock_key
     digest = hashlib.blake2b(lock_key.encode(), digest_size=8, person=b"strongroom-ha").digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_for_storage(
+    storage_type: str, storage: dict[str, Any], node_id: str, advertise_addr: str
+) -> PostgresHALock | None:
+    """The HA lock a server configured with ``storage "postgresql" { ha_enabled = true }`` contends for, else None.
+
+    The lock key is the storage table, so every node sharing one table elects one leader among themselves."""
+    if storage_type != "postgresql":
+        return None
+    enabled = storage.get("ha_enabled", False)
+    if isinstance(enabled, str):
+        enabled = enabled.strip().lower() in ("true", "1")
+    if enabled is not True:
+        return None
+    return PostgresHALock(
+        storage["connection_url"],
+        lock_key=storage.get("table", "strongroom_kv"),
+        node_id=node_id,
+        advertise_addr=advertise_addr,
+    )
 
 
 class PostgresHALock:
@@ -113,6 +140,7 @@ class PostgresHALock:
         self._release = False
         self._wake = asyncio.Event()
         self._abandoned: set[asyncio.Future[Any]] = set()
+        self._last_warning = ""
 
     # --- what the core reads --------------------------------------------------------------------------------
 
@@ -131,6 +159,11 @@ class PostgresHALock:
     def leader_address(self) -> str:
         info = self.leader
         return info.address if info else ""
+
+    @property
+    def key_id(self) -> int:
+        """The advisory lock id; nodes with the same id elect one leader among themselves."""
+        return self._key
 
     @property
     def backend_pid(self) -> int | None:
@@ -162,8 +195,9 @@ class PostgresHALock:
                 try:
                     if self._release:
                         self._release = False
-                        raise LockLost("stepping down")
+                        raise _SteppingDown()
                     await self._tick()
+                    self._last_warning = ""
                     if self._held_since and not was_active and time.monotonic() - self._held_since >= self.lease:
                         await self._confirm()
                         self._active = was_active = True
@@ -171,8 +205,8 @@ class PostgresHALock:
                         await _call(on_active)
                         await self._confirm()
                 except (psycopg.Error, OSError, TimeoutError, LockLost) as exc:
-                    if not isinstance(exc, LockLost) or str(exc) != "stepping down":
-                        log.warning("HA lock: %s", _describe(exc))
+                    if not isinstance(exc, _SteppingDown):
+                        self._warn(exc)
                     was_active = await self._lose(was_active, on_standby)
                 except Exception:
                     log.exception("HA lock: becoming active failed; releasing the lock")
@@ -191,12 +225,13 @@ class PostgresHALock:
         if time.monotonic() < self._hold_off_until:
             await self._refresh_leader(conn)
             return
+        sent = time.monotonic()
         cur = await self._query(conn, "SELECT pg_try_advisory_lock(%s)", (self._key,))
         row = await cur.fetchone()
         if row is not None and row[0]:
-            sent = time.monotonic()
+            # waiting counts from after the answer, the lease from before the question: both err on the safe side
+            self._held_since, self._confirmed_at = time.monotonic(), sent
             await self._query(conn, self._sql_announce, (self._key, self.node_id, self.advertise_addr))
-            self._held_since = self._confirmed_at = sent
             log.info("HA lock taken; becoming active in %.1fs", self.lease)
         else:
             await self._refresh_leader(conn)
@@ -295,6 +330,13 @@ class PostgresHALock:
             except Exception:
                 log.exception("HA lock: on_standby failed")
         return False
+
+    def _warn(self, exc: BaseException) -> None:
+        # a database that stays down would otherwise log the same line every second
+        text = _describe(exc)
+        if text != self._last_warning:
+            log.warning("HA lock: %s", text)
+        self._last_warning = text
 
     async def _sleep(self) -> None:
         try:

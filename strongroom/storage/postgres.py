@@ -23,6 +23,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
+from strongroom.config import ConfigError
 from strongroom.storage.base import CheckAndSetError, TxnOp, next_sibling
 
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?")
@@ -39,7 +40,7 @@ def _lock_id(namespace: bytes, key: str) -> int:
 class PostgresStorage:
     def __init__(self, connection_url: str, table: str = "strongroom_kv", *, pool_size: int = 8) -> None:
         if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
-            raise ValueError(f"invalid PostgreSQL table name {table!r}: letters, digits, _ (optionally schema.table)")
+            raise ConfigError(f"invalid PostgreSQL table name {table!r}: letters, digits, _ (optionally schema.table)")
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
         self._url = connection_url
@@ -83,6 +84,8 @@ class PostgresStorage:
             row = await cur.fetchone()
             if row is not None and row[0] == "off":
                 await conn.execute("SET synchronous_commit TO on")
+            # the advisory key locks make READ COMMITTED exact; a server default of SERIALIZABLE would only add retries
+            await conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
             await self._ensure_schema(conn)
         except BaseException:
             await conn.close()
@@ -95,6 +98,11 @@ class PostgresStorage:
         async with self._schema_lock:
             if self._schema_ready:
                 return
+            cur = await conn.execute("SHOW server_encoding")
+            row = await cur.fetchone()
+            if row is None or row[0] != "UTF8":
+                # "C" order equals Python's string order only for UTF-8 bytes
+                raise ConfigError(f"the PostgreSQL database must use UTF8 encoding, not {row[0] if row else '?'}")
             async with conn.transaction():
                 # several nodes starting at once must not race on CREATE TABLE
                 await conn.execute("SELECT pg_advisory_xact_lock(%s::int4, 0)", (self._lock_ns,))
@@ -106,7 +114,7 @@ class PostgresStorage:
             )
             row = await cur.fetchone()
             if row is None or row[0] != "C":
-                raise RuntimeError(
+                raise ConfigError(
                     f'table {self._table} exists but its key column is not COLLATE "C"; listing order would be wrong'
                 )
             self._schema_ready = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import socket
 import time
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from strongroom.core.ha import PostgresHALock
+from strongroom.core.ha import PostgresHALock, lock_for_storage
 from tests.storage_pg.conftest import admin
 
 pytestmark = pytest.mark.postgres
@@ -149,6 +150,8 @@ class FreezableProxy:
         self.frozen = asyncio.Event()
         self.server: asyncio.Server | None = None
         self.port = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._pipes: set[asyncio.Task[None]] = set()
 
     async def start(self) -> FreezableProxy:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -157,25 +160,30 @@ class FreezableProxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            while data := await src.read(65536):
-                if self.frozen.is_set():
-                    await asyncio.Event().wait()  # hold the bytes forever, the connection stays open
-                dst.write(data)
-                await dst.drain()
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    if self.frozen.is_set():
+                        await asyncio.Event().wait()  # hold the bytes until the proxy closes; sockets stay open
+                    dst.write(data)
+                    await dst.drain()
 
-        try:
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-            up_writer.close()
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(pipe(src, dst))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
 
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
+        for task in list(self._pipes):
+            task.cancel()
+        for writer in self._writers:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
 
 
 async def test_a_partitioned_leader_steps_down_before_another_node_takes_over(pg_dsn: str) -> None:
@@ -210,3 +218,25 @@ async def test_a_partitioned_leader_steps_down_before_another_node_takes_over(pg
         for node in (a, b):
             if node is not None and node.task is not None:
                 await node.task
+
+
+@pytest.mark.parametrize(
+    ("storage_type", "storage", "expected"),
+    [
+        ("postgresql", {"connection_url": "postgresql://u@h/db", "ha_enabled": True}, True),
+        ("postgresql", {"connection_url": "postgresql://u@h/db", "ha_enabled": "true"}, True),
+        ("postgresql", {"connection_url": "postgresql://u@h/db", "ha_enabled": "false"}, False),
+        ("postgresql", {"connection_url": "postgresql://u@h/db"}, False),
+        ("sqlite", {"path": "/x.db", "ha_enabled": True}, False),
+    ],
+)
+def test_ha_is_on_only_when_postgresql_storage_asks_for_it(storage_type, storage, expected) -> None:
+    lock = lock_for_storage(storage_type, {**storage, "table": "shared_kv"}, "n1", "https://n1:8200")
+    assert (lock is not None) is expected
+    if lock is not None:
+        # nodes sharing a table contend for the same lock; a different table is a different cluster
+        same = lock_for_storage(storage_type, {**storage, "table": "shared_kv"}, "n2", "https://n2:8200")
+        other = lock_for_storage(storage_type, {**storage, "table": "other_kv"}, "n3", "https://n3:8200")
+        assert same is not None and other is not None
+        assert lock.key_id == same.key_id != other.key_id
+        assert lock.advertise_addr == "https://n1:8200"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 from urllib.parse import urlsplit
 
 import pytest
 
+from strongroom.config import ConfigError
 from strongroom.storage.base import CheckAndSetError, TxnOp
 from strongroom.storage.postgres import PostgresStorage
 from tests.storage_pg.conftest import admin, fresh_table, terminate_sessions_touching
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.mark.parametrize("name", ["kv; DROP TABLE x", 'kv"', "1kv", "a.b.c", "", "kv-1", "k" * 64])
 def test_table_names_that_are_not_plain_identifiers_are_refused(name: str) -> None:
-    with pytest.raises(ValueError, match="invalid PostgreSQL table name"):
+    with pytest.raises(ConfigError, match="invalid PostgreSQL table name"):
         PostgresStorage("postgresql://unused@127.0.0.1:1/x", table=name)
 
 
@@ -53,10 +55,25 @@ async def test_refuses_an_existing_table_whose_keys_sort_by_locale(pg_dsn: str) 
         conn.execute(f"CREATE TABLE {table} (key TEXT PRIMARY KEY, value BYTEA NOT NULL)")
     store = PostgresStorage(pg_dsn, table=table)
     try:
-        with pytest.raises(RuntimeError, match='COLLATE "C"'):
+        with pytest.raises(ConfigError, match='COLLATE "C"'):
             await store.get("a")
     finally:
         await store.close()
+
+
+async def test_refuses_a_database_that_is_not_utf8(pg_dsn: str) -> None:
+    name = f"latin1_{secrets.token_hex(4)}"
+    with admin(pg_dsn) as conn:
+        conn.execute(f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    parts = urlsplit(pg_dsn)
+    store = PostgresStorage(parts._replace(path=f"/{name}").geturl())
+    try:
+        with pytest.raises(ConfigError, match="UTF8"):
+            await store.put("a", b"1")
+    finally:
+        await store.close()
+        with admin(pg_dsn) as conn:
+            conn.execute(f"DROP DATABASE {name}")
 
 
 async def test_an_unreachable_database_is_a_clear_error_without_the_password(pg_dsn: str) -> None:

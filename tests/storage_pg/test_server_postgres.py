@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+
 import hvac
 import pytest
 
+from tests.conftest import STRONGROOM, free_port
 from tests.storage_pg.conftest import admin, fresh_table
 
 pytestmark = pytest.mark.postgres
@@ -57,3 +61,29 @@ def test_server_keeps_secrets_in_postgresql_across_a_restart(server_factory, pg_
     client.token = root
     assert client.secrets.kv.v2.read_secret_version("payments/db")["data"]["data"] == {"password": "pg-stored-s3cret"}
     assert "payments/" in client.secrets.kv.v2.list_secrets("")["data"]["keys"]
+
+
+@pytest.mark.parametrize(
+    ("url", "table", "message"),
+    [
+        (
+            "postgresql://strongroom:hunter2-pw@127.0.0.1:{closed}/postgres",
+            "kv",
+            "cannot connect to PostgreSQL storage",
+        ),
+        ("{dsn}", "kv; DROP TABLE x", "invalid PostgreSQL table name"),
+    ],
+    ids=["unreachable", "bad-table"],
+)
+def test_server_refuses_to_start_with_a_clear_error(tmp_path, pg_dsn: str, url: str, table: str, message: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    cfg = tmp_path / "server.hcl"
+    cfg.write_text(
+        CONFIG.replace("{port}", str(free_port())) % {"dsn": url.format(closed=closed, dsn=pg_dsn), "table": table}
+    )
+    result = subprocess.run([STRONGROOM, "server", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
