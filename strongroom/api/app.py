@@ -112,8 +112,12 @@ class StrongroomApp:
             return status, orjson.dumps(payload), "application/json"
 
         op = http.operation_for(method, query, headers)
-        if op is Operation.LIST and not path.endswith("/"):
-            path += "/"
+        if op is Operation.LIST:
+            if not path.endswith("/"):
+                path += "/"
+        elif path.endswith("/"):
+            # one spelling per resource: the ACL must see the same path the handler acts on ("sys/mounts/x/" is x)
+            path = path[:-1]
         data: dict[str, Any]
         if op in (Operation.UPDATE, Operation.PATCH):
             data = http.parse_json_object(body)

@@ -280,7 +280,8 @@ def _destination(device: Device) -> tuple[str, str] | None:
 
 
 def _normalize(path: str) -> str:
-    path = path.strip().strip("/") + "/"
+    # whitespace is refused, not trimmed: the ACL authorised the path as sent (a deny on "sock" must hold for "sock ")
+    path = path.strip("/") + "/"
     if not _PATH_RE.fullmatch(path):
         raise InvalidRequest("invalid audit device path")
     return path

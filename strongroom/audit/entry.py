@@ -94,9 +94,6 @@ class AuditContext:
     issue_time: str | float = ""  # RFC 3339 text, or a Unix timestamp
     response_client_token: str = ""
     response_accessor: str = ""
-    # a mount's audit_non_hmac_request_keys / audit_non_hmac_response_keys
-    non_hmac_request_keys: tuple[str, ...] = ()
-    non_hmac_response_keys: tuple[str, ...] = ()
     # per device: the HMAC'd auth and request objects, built once and shared by the request and response entries
     memo: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict, repr=False)
 
@@ -174,7 +171,7 @@ def _request(ctx: AuditContext, h: Hasher, token: str, accessor: str) -> dict[st
     if ctx.remote_port:
         req["remote_port"] = ctx.remote_port
     if ctx.data:
-        req["data"] = hash_structure(ctx.data, h, ctx.non_hmac_request_keys)
+        req["data"] = hash_structure(ctx.data, h)
     return req
 
 
@@ -224,7 +221,7 @@ def _response(response: dict[str, Any], ctx: AuditContext, h: Hasher, hmac_acces
     envelope = any(k in response for k in ("data", "auth", "lease_id", "wrap_info", "warnings", "secret"))
     data = response.get("data") if envelope else response
     if data is not None:
-        out["data"] = hash_structure(data, h, ctx.non_hmac_response_keys)
+        out["data"] = hash_structure(data, h)
     if envelope:
         secret = response.get("secret")
         lease_id = (secret or {}).get("lease_id") if isinstance(secret, dict) else response.get("lease_id")

@@ -603,7 +603,9 @@ def _in_list(value: Any, values: list[Any]) -> bool:
             if el is value:
                 return True
         elif isinstance(el, str):
-            if isinstance(value, str) and glob_match(el, value):
+            # handlers trim and lower-case names (policies, roles); compare the way they will be used, so
+            # "ADMIN" or " admin" cannot slip past a rule written for "admin"
+            if isinstance(value, str) and glob_match(el.strip().casefold(), value.strip().casefold()):
                 return True
         elif _same(el, value):
             return True
@@ -616,7 +618,8 @@ def _items(value: Any) -> list[Any] | None:
     Unlike Vault, an empty string is one value rather than an empty list, so it is allowed only when listed.
     """
     if isinstance(value, list):
-        return value
+        parts = [p for v in value for p in (v.split(",") if isinstance(v, str) else [v])]
+        return [p.strip() if isinstance(p, str) else p for p in parts]
     if isinstance(value, str) and "," in value:
         return [p.strip() for p in value.split(",")]
     return None

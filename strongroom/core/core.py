@@ -15,7 +15,16 @@ from typing import Any
 
 from strongroom import crypto
 from strongroom.core.barrier import Barrier
-from strongroom.core.logical import InvalidRequest, Operation, Request, Response, Sealed, Secret, UnsupportedPath
+from strongroom.core.logical import (
+    InvalidRequest,
+    LogicalError,
+    Operation,
+    Request,
+    Response,
+    Sealed,
+    Secret,
+    UnsupportedPath,
+)
 from strongroom.core.mounts import (
     SINGLETON_AUTH,
     SINGLETON_ENGINES,
@@ -114,6 +123,11 @@ class Core:
             self.unseal_progress = None
             root_key = await self.seal_impl.recover_root_key(parts)
             await self._post_unseal(root_key)
+            if self.audit is not None:
+                try:
+                    await self._record("unseal", {"shares_used": len(parts)})
+                except Exception as exc:  # the server is unsealed either way; a refused request would be audited
+                    log.error("audit: could not record the unseal: %s", type(exc).__name__)
 
     async def seal(self) -> None:
         async with self._lock:
@@ -339,6 +353,15 @@ class Core:
         if self.tokens is not None:
             await self.tokens.revoke_tree(token_hash)
 
+    async def _record(self, kind: str, details: dict[str, Any]) -> None:
+        """Put a key ceremony (unseal, generate-root, rekey) in the audit trail; they bypass the request pipeline."""
+        if self.audit is None:
+            return
+        try:
+            await self.audit.log_event("core", {"type": kind, **details})
+        except Exception:
+            raise LogicalError(f"the {kind} could not be recorded in the audit log, so it was refused") from None
+
     # --- generate-root ------------------------------------------------------------------------------------------
 
     def generate_root_status(self) -> dict[str, Any]:
@@ -398,6 +421,8 @@ class Core:
             except InvalidRequest:
                 st["collector"].reset()
                 raise
+            # fail closed: a root token nobody could see being made is worse than none
+            await self._record("generate-root", {"shares_used": len(parts)})
             token, _ = await self.tokens.create(
                 policies=["root"], parent=None, display_name="root", path="auth/token/root"
             )
@@ -457,6 +482,7 @@ class Core:
         except InvalidRequest:
             st["collector"].reset()
             raise
+        await self._record("rekey", {"secret_shares": st["shares"], "secret_threshold": st["threshold"]})
         keys = await self.seal_impl.rekey(root_key, st["shares"], st["threshold"])
         self.rekey = None
         return {

@@ -62,8 +62,6 @@ class MountEntry:
             "force_no_cache": bool(self.config.get("force_no_cache", False)),
         }
         for key in (
-            "audit_non_hmac_request_keys",
-            "audit_non_hmac_response_keys",
             "listing_visibility",
             "passthrough_request_headers",
             "allowed_response_headers",

@@ -165,7 +165,9 @@ class Pipeline:
         try:
             resp = await backend.handle(backend_path, req, fd)
             if resp is not None:
-                await self._register(resp, req, route, token_entry)
+                # only an auth method's unauthenticated login path may mint a token from an Auth it returns
+                is_login = backend.is_auth and backend_path.unauthenticated
+                await self._register(resp, req, route, token_entry, is_login)
         except LogicalError as exc:
             await self._audit_response(ctx, None, "; ".join(exc.messages) or type(exc).__name__)
             raise
@@ -196,8 +198,10 @@ class Pipeline:
             return []
         return list(await self.core.identity.identity_policies(entry.entity_id))
 
-    async def _register(self, resp: Response, req: Request, route: Route, parent: TokenEntry | None) -> None:
-        if resp.auth is not None and not resp.auth.client_token:
+    async def _register(
+        self, resp: Response, req: Request, route: Route, parent: TokenEntry | None, is_login: bool
+    ) -> None:
+        if resp.auth is not None and not resp.auth.client_token and is_login:
             await self._login(resp.auth, req, route)
         if resp.secret is not None and not resp.secret.lease_id:
             holder = parent.hash if parent is not None else ""
@@ -331,8 +335,6 @@ class Pipeline:
             token_type=token.type if token else "",
             ttl=token.ttl if token else 0,
             issue_time=token.issue_time if token else 0.0,
-            non_hmac_request_keys=tuple(route.entry.config.get("audit_non_hmac_request_keys", ())),
-            non_hmac_response_keys=tuple(route.entry.config.get("audit_non_hmac_response_keys", ())),
         )
 
     async def _audit_response(self, ctx: Any, body: dict[str, Any] | None, error: str) -> None:

@@ -134,8 +134,11 @@ ROOT_POLICY = Policy(name="root", raw="")
 
 
 def normalize_name(name: str) -> str:
-    """Vault trims and lower-cases policy names."""
-    return name.strip().lower()
+    """Vault lower-cases policy names. Surrounding whitespace is refused rather than trimmed: the ACL authorised the
+    name as sent, so a trimmed name could reach a policy that a deny rule on its exact path protects."""
+    if name != name.strip():
+        raise PolicyError("policy names cannot begin or end with whitespace")
+    return name.lower()
 
 
 def validate_name(name: str) -> None:
@@ -197,14 +200,14 @@ class PolicyStore:
         if name is None:
             self._policies.clear()
         else:
-            self._policies.pop(normalize_name(name), None)
+            self._policies.pop(name.strip().lower(), None)
         self._bases.clear()
         self._acls.clear()
 
     # --- CRUD ---------------------------------------------------------------------------------------------------
 
     async def get(self, name: str) -> Policy | None:
-        name = normalize_name(name)
+        name = name.strip().lower()
         if name == "root":
             return ROOT_POLICY
         cached = self._policies.hit(name)
@@ -262,7 +265,7 @@ class PolicyStore:
         given = tuple(policies)
         names = self._names.get(given)
         if names is None:
-            names = tuple(sorted({normalize_name(p) for p in given}))
+            names = tuple(sorted({p.strip().lower() for p in given}))
             self._names.put(given, names)
         if "root" in names:
             return ROOT_ACL if len(names) == 1 else DENY_ALL_ACL

@@ -17,7 +17,7 @@ from typing import Any
 
 from strongroom import crypto
 from strongroom.core.barrier import BarrierView
-from strongroom.core.logical import InvalidRequest
+from strongroom.core.logical import InvalidRequest, PermissionDenied
 
 SERVICE_PREFIX = "hvs."
 TOKEN_LENGTH = 24
@@ -49,6 +49,7 @@ class TokenEntry:
     internal_data: dict[str, Any] = field(default_factory=dict)
     no_identity_policies: bool = False
     bound_cidrs: list[str] = field(default_factory=list)
+    max_ttl: int = 0  # the role's or mount's max TTL at creation: renewals never go past issue_time + max_ttl
 
     @property
     def orphan(self) -> bool:
@@ -67,6 +68,8 @@ class TokenEntry:
         caps = []
         if self.explicit_max_ttl:
             caps.append(self.issue_time + self.explicit_max_ttl)
+        if self.max_ttl and not self.period:
+            caps.append(self.issue_time + self.max_ttl)
         if not self.period and not self.is_root:
             caps.append(self.issue_time + SYSTEM_MAX_TTL)
         return min(caps) if caps else 0.0
@@ -216,6 +219,7 @@ class TokenStore:
             mount_accessor=mount_accessor,
             internal_data=dict(internal_data or {}),
             bound_cidrs=list(bound_cidrs or []),
+            max_ttl=0 if is_root and not ttl else min(max_ttl or SYSTEM_MAX_TTL, SYSTEM_MAX_TTL),
         )
         puts: dict[str, Any] = {
             f"id/{token_hash}": asdict(entry),
@@ -235,9 +239,11 @@ class TokenStore:
 
     async def use(self, entry: TokenEntry) -> bool:
         """Count one use of a limited-use token; True when that was its last use (the caller revokes it after)."""
-        if entry.num_uses <= 0:
+        if entry.num_uses == 0:
             return False
         async with self.view.lock(f"id/{entry.hash}"):
+            if entry.num_uses < 0:
+                raise PermissionDenied()  # another request spent the last use while this one was on its way
             entry.num_uses -= 1
             if entry.num_uses == 0:
                 entry.num_uses = -1  # spent: refuse any further use even before revocation completes

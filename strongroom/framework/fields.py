@@ -114,7 +114,9 @@ class FieldData:
             if name in params:
                 continue
             f = schema.get(name)
-            if f is None or value is None:  # JSON null means "not given", as Vault's clients send it
+            # JSON null means "not given", as Vault's clients send it. A field that belongs in the URL is never
+            # taken from the body: the ACL authorised the URL, so the body must not be able to change what it names.
+            if f is None or value is None or f.in_path:
                 continue
             coerced = _coerce(name, f.type, value)
             if f.allowed is not None and coerced not in f.allowed:

@@ -283,3 +283,24 @@ def test_fail_closed_when_the_audit_socket_is_gone(server) -> None:
             client.secrets.kv.v2.read_secret_version(path="sock/b", mount_point="secret", raise_on_deleted_version=True)
     finally:
         again.stop()
+
+
+def test_key_ceremonies_are_in_the_audit_trail(server, tmp_path):  # noqa: ANN001
+    import base64 as _b64
+    import json as _json
+
+    client = server.client()
+    log = tmp_path / "ceremony.log"
+    client.sys.enable_audit_device("file", path="ceremony", options={"file_path": str(log)})
+    otp = "A" * 28
+    nonce = client.sys.start_root_token_generation(otp=otp)["nonce"]
+    done = client.sys.generate_root(key=server.unseal_key, nonce=nonce)
+    assert done["complete"] is True
+    client.sys.seal()
+    client.sys.submit_unseal_key(server.unseal_key)
+    events = [_json.loads(line) for line in log.read_text().splitlines()]
+    kinds = [e["event"]["type"] for e in events if e.get("type") == "event" and e.get("source") == "core"]
+    assert kinds == ["generate-root", "unseal"]
+    raw = _b64.b64decode(done["encoded_token"] + "=" * (-len(done["encoded_token"]) % 4))
+    new_root = bytes(a ^ b for a, b in zip(raw, otp.encode(), strict=True)).decode()
+    assert new_root not in log.read_text()

@@ -20,12 +20,6 @@ def test_every_leaf_string_and_number_is_hmacd_but_keys_bools_and_nulls_stay() -
     assert out["l"] == [H(SECRET), {"deep": H("x")}]
 
 
-def test_non_hmac_keys_are_kept_readable() -> None:
-    ctx = context(data={"role": "reader", "jwt": SECRET}, non_hmac_request_keys=("role",))
-    req = request_entry(ctx, H)["request"]
-    assert req["data"] == {"role": "reader", "jwt": H(SECRET)}
-
-
 def test_response_entry_hashes_auth_wrap_info_and_keeps_error_and_lease_id() -> None:
     ctx = context()
     body = {

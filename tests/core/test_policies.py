@@ -101,3 +101,77 @@ path "cubbyhole/*" {
         c.write("cubbyhole/a", colour="green")
     with pytest.raises(hvac.exceptions.Forbidden):
         c.write("cubbyhole/a", colour="red", extra="x")
+
+
+def test_mounts_cannot_exempt_values_from_audit_hmac(server, client):
+    client.sys.create_or_update_policy("tuner", 'path "sys/mounts/secret/tune" { capabilities = ["update"] }')
+    tuner = server.client(_token(client, "tuner"))
+    for key in ("audit_non_hmac_request_keys", "audit_non_hmac_response_keys"):
+        with pytest.raises(hvac.exceptions.InvalidRequest):
+            tuner.write("sys/mounts/secret/tune", **{key: ["data"]})
+        with pytest.raises(hvac.exceptions.InvalidRequest):
+            client.write("sys/mounts/secret/tune", **{key: ["data"]})
+
+
+def test_names_are_refused_not_tidied_past_a_deny(server, client):
+    client.sys.create_or_update_policy("admin", 'path "secret/*" { capabilities = ["read"] }')
+    client.sys.enable_secrets_engine("kv", path="important", options={"version": "2"})
+    client.sys.create_or_update_policy("ops", """
+path "sys/policies/acl/*" { capabilities = ["create", "update", "delete"] }
+path "sys/policies/acl/admin" { capabilities = ["deny"] }
+path "sys/mounts/*" { capabilities = ["create", "update", "delete", "read"] }
+path "sys/mounts/important" { capabilities = ["deny"] }
+""")
+    ops = _token(client, "ops")
+    with httpx.Client(base_url=server.addr, headers={"X-Vault-Token": ops}) as http:
+        assert http.put("/v1/sys/policies/acl/admin%20", json={"policy": 'path "x" {capabilities=["read"]}'}
+                        ).status_code in (400, 403)
+        assert http.put("/v1/sys/policies/acl/ADMIN", json={"policy": 'path "x" {capabilities=["read"]}'}
+                        ).status_code == 403
+        assert http.delete("/v1/sys/mounts/important/").status_code == 403
+    assert "secret/*" in client.sys.read_acl_policy("admin")["data"]["policy"]
+    assert "important/" in client.sys.list_mounted_secrets_engines()["data"]
+
+
+def test_token_role_max_ttl_caps_renewal(server, client):
+    client.write("auth/token/roles/short", allowed_policies=["default"], token_max_ttl="120s")
+    tok = client.auth.token.create(role_name="short", policies=["default"])["auth"]["client_token"]
+    renewed = server.client(tok).auth.token.renew_self(increment="720h")["auth"]
+    assert renewed["lease_duration"] <= 120
+
+
+def test_body_cannot_choose_the_token_role_and_renew_accessor_mints_nothing(server, client):
+    client.auth.token.create_or_update_role("adminrole", allowed_policies=["admin"])
+    client.sys.create_or_update_policy("dev", """
+path "auth/token/create" { capabilities = ["update"] }
+path "auth/token/renew-accessor" { capabilities = ["update"] }
+""")
+    dev = server.client(_token(client, "dev"))
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        dev.write("auth/token/create", role_name="adminrole", policies=["admin"])
+    victim = client.auth.token.create(policies=["admin"], ttl="1h")["auth"]
+    resp = dev.write("auth/token/renew-accessor", accessor=victim["accessor"])
+    assert resp["auth"]["client_token"] == ""
+
+
+def test_role_without_allow_list_cannot_exceed_the_callers_policies(server, client):
+    client.auth.token.create_or_update_role("open", disallowed_policies=["admin"])
+    client.sys.create_or_update_policy("maker", 'path "auth/token/create/open" { capabilities = ["update"] }')
+    maker = server.client(_token(client, "maker"))
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        maker.auth.token.create(role_name="open", policies=["admin2"])
+
+
+def test_denied_parameter_values_hold_whatever_their_case_or_spacing(server, client):
+    client.sys.create_or_update_policy("maker", """
+path "auth/token/create" {
+  capabilities = ["update"]
+  denied_parameters = { "policies" = ["admin2"] }
+}
+path "*" { capabilities = ["read"] }
+""")
+    client.sys.create_or_update_policy("admin2", 'path "secret/*" { capabilities = ["read"] }')
+    maker = server.client(_token(client, "maker", "admin2"))
+    for value in ("admin2", "ADMIN2", " admin2", ["Admin2 "], "default,admin2"):
+        with pytest.raises(hvac.exceptions.Forbidden):
+            maker.write("auth/token/create", policies=value)

@@ -69,7 +69,7 @@ def terminate_sessions_touching(dsn: str, table: str) -> int:
 
 
 class Opener:
-    """Opens a backend; ``reopen`` gives a new instance on the same data (a restarted node)."""
+    """Opens a backend; each ``open()`` after the first is a new instance on the same data (a restarted node)."""
 
     def __init__(self, kind: str, make: Callable[[], Storage]) -> None:
         self.kind = kind
@@ -81,23 +81,30 @@ class Opener:
         self.opened.append(store)
         return store
 
-    @property
-    def persistent(self) -> bool:
-        return self.kind != "memory"
+
+def _opener(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    if kind == "memory":
+        shared = InMemoryStorage()
+        return Opener(kind, lambda: shared)
+    if kind == "sqlite":
+        return Opener(kind, lambda: SQLiteStorage(str(tmp_path / "store.db")))
+    dsn = request.getfixturevalue("pg_dsn")
+    table = fresh_table()
+    return Opener(kind, lambda: PostgresStorage(dsn, table=table))
 
 
 @pytest.fixture(params=BACKENDS)
 async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
-    kind = request.param
-    if kind == "memory":
-        shared = InMemoryStorage()
-        op = Opener(kind, lambda: shared)
-    elif kind == "sqlite":
-        op = Opener(kind, lambda: SQLiteStorage(str(tmp_path / "store.db")))
-    else:
-        dsn = request.getfixturevalue("pg_dsn")
-        table = fresh_table()
-        op = Opener(kind, lambda: PostgresStorage(dsn, table=table))
+    op = _opener(request.param, request, tmp_path)
+    yield op
+    for store in op.opened:
+        await store.close()
+
+
+@pytest.fixture(params=[b for b in BACKENDS if b != "memory"])
+async def durable_opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
+    """The backends that keep data across a restart (the in-memory one, by design, does not)."""
+    op = _opener(request.param, request, tmp_path)
     yield op
     for store in op.opened:
         await store.close()

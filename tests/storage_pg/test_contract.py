@@ -182,9 +182,8 @@ async def test_concurrent_writers_to_different_keys_all_land(storage: Storage) -
     assert await storage.get("many/137") == b"137"
 
 
-async def test_acknowledged_writes_survive_reopening(opener: Opener) -> None:
-    if not opener.persistent:
-        pytest.skip("the in-memory backend keeps nothing across restarts by design")
+async def test_acknowledged_writes_survive_reopening(durable_opener: Opener) -> None:
+    opener = durable_opener
     first = opener.open()
     await fill(first, TREE)
     await first.transaction([TxnOp("check", "app/a", b"1"), TxnOp("put", "app/a", b"1b")])

@@ -211,7 +211,8 @@ class TokenBackend(Backend):
             orphan = orphan or role["orphan"]
         elif inherited:
             policies = list(parent.policies)
-        if not parent.is_root and role is None:
+        # Without an allow-list a role limits nothing by itself: the caller's own policies are the ceiling (Vault).
+        if not parent.is_root and (role is None or not role["allowed_policies"]):
             extra = set(policies) - set(parent.policies) - {"default"}
             if extra:
                 raise InvalidRequest("child policies must be subset of parent")
@@ -298,7 +299,12 @@ class TokenBackend(Backend):
                         policies=list(entry.policies),
                     ),
                 )
-                await route.backend.auth_renew(renew_req)
+                renewed = await route.backend.auth_renew(renew_req)
+                if renewed is not None and renewed.auth is not None:
+                    # the auth method re-read its role: its current TTLs bound this renewal
+                    increment = increment or renewed.auth.ttl
+                    if renewed.auth.max_ttl:
+                        entry.max_ttl = min(entry.max_ttl or renewed.auth.max_ttl, renewed.auth.max_ttl)
         _, mount_max = _ttls(self.core, req.mount_point)
         entry = await self.core.tokens.renew(entry, increment, mount_max)
         return Response(auth=_auth_for("", entry))

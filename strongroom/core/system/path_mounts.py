@@ -14,17 +14,16 @@ if TYPE_CHECKING:
     from strongroom.core.core import Core
 
 _TTL_KEYS = ("default_lease_ttl", "max_lease_ttl")
-_LIST_KEYS = (
-    "audit_non_hmac_request_keys",
-    "audit_non_hmac_response_keys",
-    "passthrough_request_headers",
-    "allowed_response_headers",
-)
+_LIST_KEYS = ("passthrough_request_headers", "allowed_response_headers")
+# Vault lets a mount exempt keys from audit HMAC; here secrets never reach the audit log in clear, for anyone
+_REFUSED_KEYS = ("audit_non_hmac_request_keys", "audit_non_hmac_response_keys")
 
 
 def _parse_config(raw: dict[str, Any], current: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg = dict(current or {})
     for key, value in raw.items():
+        if key in _REFUSED_KEYS and value not in (None, "", []):
+            raise InvalidRequest(f"{key} is not supported: audit entries always HMAC every value")
         if key in _TTL_KEYS:
             if value in ("", None):
                 continue
@@ -142,7 +141,9 @@ def paths(core: Core) -> list[Path]:
 
         async def write_tune(req: Request, fd: FieldData) -> Response | None:
             entry = lookup(is_auth, fd.get("path"))
-            raw_cfg = {k: v for k, v in fd.raw.items() if k in _TTL_KEYS + _LIST_KEYS + ("listing_visibility",)}
+            raw_cfg = {
+                k: v for k, v in fd.raw.items() if k in _TTL_KEYS + _LIST_KEYS + _REFUSED_KEYS + ("listing_visibility",)
+            }
             new_cfg = _parse_config(raw_cfg, entry.config)
             new_opts = _parse_options(fd.raw.get("options"), entry.options)
             if entry.type == "kv" and entry.options.get("version", "1") != new_opts.get("version", "1"):
