@@ -241,7 +241,10 @@ class Broker:
             raise BrokerError(409, "the request was revoked while the credential was being minted")
         try:
             self.events.emit("fetched", req, who, details={"credential_type": minted.credential.get("type"),
-                                                           "expires_at": minted.expires_at, "reference": minted.ref})
+                                                           "expires_at": minted.expires_at,
+                                                           # a fingerprint, not the accessor or lease id itself: the
+                                                           # events are forwarded un-HMAC'd, and an accessor can act
+                                                           "reference_sha256": _fingerprint(minted.ref)})
         except AuditWriteError:
             # An issue that cannot be recorded must not be handed out.
             await self._end_credential(minted.ref, req.kind)
@@ -356,3 +359,7 @@ class Broker:
             req.ended_at = now
             if self._save(req):
                 self.events.emit("expired", req, None, details={"why": "the approved access window closed"})
+
+
+def _fingerprint(ref: object) -> str:
+    return crypto.sha256_hex(str(ref).encode()) if ref else ""

@@ -16,10 +16,15 @@ How the core uses it (one lock per node, created when ``storage "postgresql" { h
 
     lock = lock_for_storage(cfg.storage_type, cfg.storage, node_id, advertise_addr=cfg.api_addr)  # None: no HA
     task = asyncio.create_task(lock.acquire_loop(on_active, on_standby))
-    core.active  -> lock.is_active           # checked by the pipeline for every request
-    sys/leader   -> lock.leader_address      # "" while unknown
+    core.active   -> its own flag AND lock.is_active   # the pipeline refuses requests unless both hold
+    sys/leader    -> lock.leader_address               # "" while unknown
     sys/step-down -> await lock.step_down()
-    shutdown     -> await lock.stop(); await task
+    shutdown      -> await lock.stop(); await task
+
+``on_active`` must reload everything the node may have cached while it was a standby or during an earlier term (the
+keyring, the barrier's cache, mount table, stores), because another node wrote in between; ``on_standby`` must refuse
+requests first and then stop background work (lease expiry, rotation), keeping only the keyring so that taking the lock
+again needs no unseal keys. A standby never runs a store's ``load()`` or any background job.
 """
 
 from __future__ import annotations
@@ -136,7 +141,8 @@ class PostgresHALock:
         self._confirmed_at = 0.0  # monotonic time the last confirming query was *sent*
         self._leader: LeaderInfo | None = None
         self._hold_off_until = 0.0
-        self._stopping = False
+        self._generation = 0
+        self._running = asyncio.Lock()
         self._release = False
         self._wake = asyncio.Event()
         self._abandoned: set[asyncio.Future[Any]] = set()
@@ -181,39 +187,56 @@ class PostgresHALock:
         self._wake.set()
 
     async def stop(self) -> None:
-        """End :meth:`acquire_loop`, releasing the lock (the loop reports standby on its way out)."""
-        self._stopping = True
+        """End :meth:`acquire_loop` (a running one and any waiting to start), releasing the lock; the loop reports
+        standby on its way out. A later :meth:`acquire_loop` contends again (a node sealed and unsealed)."""
+        self._generation += 1
         self._active = False
         self._wake.set()
 
+    async def release(self) -> None:
+        """The name :class:`~strongroom.core.core.Core` uses when sealing: give the lock up, stop contending."""
+        await self.stop()
+
+    async def run(self, on_active: Callback, on_standby: Callback) -> None:
+        """The name :class:`~strongroom.core.core.Core` uses for :meth:`acquire_loop`."""
+        await self.acquire_loop(on_active, on_standby)
+
     async def acquire_loop(self, on_active: Callback, on_standby: Callback) -> None:
         """Contend for the lock until :meth:`stop`; ``on_active`` when this node becomes the leader, ``on_standby``
-        when it stops being one (lock lost, connection dropped, step-down, stop). Never returns with the node active."""
-        was_active = False
-        try:
-            while not self._stopping:
-                try:
-                    if self._release:
-                        self._release = False
-                        raise _SteppingDown()
-                    await self._tick()
-                    self._last_warning = ""
-                    if self._held_since and not was_active and time.monotonic() - self._held_since >= self.lease:
-                        await self._confirm()
-                        self._active = was_active = True
-                        log.info("this node (%s) is now the active node", self.node_id)
-                        await _call(on_active)
-                        await self._confirm()
-                except (psycopg.Error, OSError, TimeoutError, LockLost) as exc:
-                    if not isinstance(exc, _SteppingDown):
-                        self._warn(exc)
-                    was_active = await self._lose(was_active, on_standby)
-                except Exception:
-                    log.exception("HA lock: becoming active failed; releasing the lock")
-                    was_active = await self._lose(was_active, on_standby)
-                await self._sleep()
-        finally:
-            await self._lose(was_active, on_standby)
+        when it stops being one (lock lost, connection dropped, step-down, stop). Never returns with the node active.
+
+        One loop runs at a time: a new one (after a seal and unseal) waits until the previous one has let go."""
+        generation = self._generation
+        async with self._running:
+            if generation != self._generation:
+                return  # stopped before it could start
+            self._release = False
+            was_active = False
+            try:
+                while generation == self._generation:
+                    started = time.monotonic()
+                    try:
+                        if self._release:
+                            self._release = False
+                            raise _SteppingDown()
+                        await self._tick()
+                        self._last_warning = ""
+                        if self._held_since and not was_active and time.monotonic() - self._held_since >= self.lease:
+                            await self._confirm()
+                            self._active = was_active = True
+                            log.info("this node (%s) is now the active node", self.node_id)
+                            await _call(on_active)
+                            await self._confirm()
+                    except (psycopg.Error, OSError, TimeoutError, LockLost) as exc:
+                        if not isinstance(exc, _SteppingDown):
+                            self._warn(exc)
+                        was_active = await self._lose(was_active, on_standby)
+                    except Exception:
+                        log.exception("HA lock: becoming active failed; releasing the lock")
+                        was_active = await self._lose(was_active, on_standby)
+                    await self._sleep(self.interval - (time.monotonic() - started))
+            finally:
+                await self._lose(was_active, on_standby)
 
     # --- internals ----------------------------------------------------------------------------------------------
 
@@ -338,11 +361,13 @@ class PostgresHALock:
             log.warning("HA lock: %s", text)
         self._last_warning = text
 
-    async def _sleep(self) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-        except TimeoutError:
-            pass
+    async def _sleep(self, seconds: float) -> None:
+        # ticks keep a fixed cadence, so the lock is checked every ``interval`` however long a check took
+        if seconds > 0:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            except TimeoutError:
+                pass
         self._wake.clear()
 
 

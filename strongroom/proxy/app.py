@@ -43,7 +43,7 @@ class StaffSession:
         self, method: str, path: str, *, content: bytes | None = None, json: Any = None,
         headers: dict[str, str] | None = None, query: str = "",
     ) -> httpx.Response:  # fmt: skip
-        url = path + (f"?{query}" if query else "")
+        url = _upstream_url(self.app.http.base_url, path, query)
         hdrs = {**(headers or {}), "X-Vault-Token": await self.token()}
         resp = await self.app.http.request(method, url, content=content, json=json, headers=hdrs)
         if resp.status_code == 403 and not await self._token_alive(hdrs["X-Vault-Token"]):
@@ -62,7 +62,10 @@ class StaffSession:
         if method == "LIST":
             # GET ?list=true rather than the LIST verb: some HTTP stacks in between refuse unknown verbs
             method, query = "GET", "list=true"
-        resp = await self.request(method, path, json=json, query=query)
+        try:
+            resp = await self.request(method, path, json=json, query=query)
+        except UpstreamRefused as exc:
+            return exc.status, {"errors": [str(exc)]}
         try:
             body = resp.json() if resp.content else None
         except ValueError:
@@ -159,3 +162,14 @@ class ProxyApp:
         await asgi.send(send, resp.status_code, resp.content, resp.headers.get("content-type", "application/json"), [
             (k, v) for k, v in back if k.lower() != "content-type"
         ])  # fmt: skip
+
+
+def _upstream_url(base: httpx.URL, path: str, query: str) -> httpx.URL:
+    """The server URL for an API path. A path that would leave the server (``http://…``, ``//host``, a backslash)
+    is refused: the staff member's child token must only ever go to the configured upstream."""
+    if "://" in path or path.startswith(("/", "\\")) or "\\" in path or any(ord(c) < 0x20 for c in path):
+        raise UpstreamRefused(400, "invalid request path")
+    url = base.join(path + (f"?{query}" if query else ""))
+    if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port) or not url.path.startswith(base.path):
+        raise UpstreamRefused(400, "invalid request path")
+    return url

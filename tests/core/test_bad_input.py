@@ -102,7 +102,10 @@ def test_responses_are_not_cached(http):
 
 
 def test_openapi_description_lists_declared_paths(server):
-    spec = httpx.get(f"{server.addr}/v1/sys/internal/specs/openapi").json()
+    assert httpx.get(f"{server.addr}/v1/sys/internal/specs/openapi").status_code == 403
+    spec = httpx.get(
+        f"{server.addr}/v1/sys/internal/specs/openapi", headers={"X-Vault-Token": server.root_token}
+    ).json()
     assert spec["openapi"].startswith("3.")
     assert "/secret/data/{path}" in spec["paths"]
     assert "post" in spec["paths"]["/auth/token/create"]

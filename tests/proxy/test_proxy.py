@@ -179,3 +179,16 @@ def test_proxy_runs_as_its_own_service_account_bounded_by_its_policies(staff: St
             assert http.get("/v1/sys/audit").status_code == 403
     finally:
         proxy.stop()
+
+
+def test_paths_that_would_leave_the_server_are_refused() -> None:
+    import httpx as _httpx
+
+    from strongroom.proxy.app import _upstream_url
+    from strongroom.proxy.child_tokens import UpstreamRefused
+
+    base = _httpx.URL("http://127.0.0.1:8200/v1/")
+    assert str(_upstream_url(base, "secret/data/x", "version=1")) == "http://127.0.0.1:8200/v1/secret/data/x?version=1"
+    for bad in ("http://attacker.example/steal", "//attacker.example/x", "../other", "a\\b", "https:/x://y"):
+        with pytest.raises(UpstreamRefused):
+            _upstream_url(base, bad, "")

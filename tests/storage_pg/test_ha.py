@@ -240,3 +240,49 @@ def test_ha_is_on_only_when_postgresql_storage_asks_for_it(storage_type, storage
         assert same is not None and other is not None
         assert lock.key_id == same.key_id != other.key_id
         assert lock.advertise_addr == "https://n1:8200"
+
+
+def lock_holders(dsn: str, key_id: int) -> int:
+    with admin(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+            "AND classid = ((%(k)s::bigint >> 32) & 4294967295)::oid AND objid = (%(k)s::bigint & 4294967295)::oid",
+            {"k": key_id},
+        ).fetchone()
+    return row[0]
+
+
+async def test_released_lock_is_free_and_the_same_node_can_contend_again(pg_dsn: str) -> None:
+    """What a node sealed and unsealed again does: the core cancels the loop, releases, and later runs it anew."""
+    lock = PostgresHALock(pg_dsn, lock_key=f"ha-reuse-{secrets.token_hex(4)}", node_id="n1", interval=0.2)
+    events: list[str] = []
+
+    async def on_active() -> None:
+        events.append("active")
+
+    async def on_standby() -> None:
+        events.append("standby")
+
+    async def until_true(predicate: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 15
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}; events={events}"
+            await asyncio.sleep(0.02)
+
+    first = asyncio.create_task(lock.run(on_active, on_standby))
+    await until_true(lambda: lock.is_active, "active")
+    assert lock_holders(pg_dsn, lock.key_id) == 1
+
+    first.cancel()
+    await lock.release()
+    second = asyncio.create_task(lock.run(on_active, on_standby))  # unsealed again at once
+    await until_true(lambda: events == ["active", "standby"], "the first loop to let go")
+    assert first.done()
+    await until_true(lambda: lock.is_active, "active again")
+    assert events == ["active", "standby", "active"]
+    assert lock_holders(pg_dsn, lock.key_id) == 1
+
+    await lock.release()
+    await second
+    assert events == ["active", "standby", "active", "standby"] and not lock.is_active
+    assert lock_holders(pg_dsn, lock.key_id) == 0

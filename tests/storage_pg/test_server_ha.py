@@ -1,8 +1,9 @@
-"""Two Strongroom servers sharing one PostgreSQL with ``ha_enabled``: one active, one standby, failover on a crash.
+"""Two Strongroom servers sharing one PostgreSQL with ``ha_enabled``: one active, one standby; step-down and a crash
+hand over leadership, and a node that leads again serves what the other node wrote, not what it had cached.
 
-This is the acceptance test for wiring ``strongroom/core/ha.py`` into the server and core (see that module's
-docstring). Until that wiring lands, ``ha_enabled`` is accepted but ignored and both nodes act as active, so the test is
-a strict xfail: it starts passing, and then fails as XPASS, the moment the wiring is in; remove the marker then.
+This is the acceptance test for wiring ``strongroom/core/ha.py`` into the server (see that module's docstring). Until
+the wiring is complete, ``ha_enabled`` is accepted but ignored and both nodes act as active, so the test is a strict
+xfail: the moment the wiring is in it passes, shows as XPASS(strict) failure, and the marker must be removed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tests.storage_pg.conftest import fresh_table
 
 pytestmark = [
     pytest.mark.postgres,
-    pytest.mark.xfail(reason="core/ha.py is not wired into server.py/core.py yet", strict=True),
+    pytest.mark.xfail(reason="HA lock not yet wired into server.py, sys/leader, sys/step-down", strict=True),
 ]
 
 HA_CONFIG = """
@@ -51,24 +52,35 @@ def test_standby_refuses_requests_and_takes_over_when_the_active_node_dies(serve
     # exactly one node is active (200), the other a standby (429)
     wait_for(
         lambda: sorted([health(first.addr), health(second.addr)]) == [200, 429],
-        timeout=30,
+        timeout=15,
         message="one active, one standby",
     )
     active, standby = (first, second) if health(first.addr) == 200 else (second, first)
 
     client = hvac.Client(url=active.addr, token=root)
     client.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
-    client.secrets.kv.v2.create_or_update_secret("ha/app", secret={"v": "written-on-the-first-leader"})
+    client.secrets.kv.v2.create_or_update_secret("ha/app", secret={"v": "one"})
 
     leader = httpx.get(f"{standby.addr}/v1/sys/leader", timeout=5).json()
     assert leader["ha_enabled"] is True and leader["is_self"] is False
     assert leader["leader_address"] == active.addr
     refused = httpx.get(f"{standby.addr}/v1/secret/data/ha/app", headers={"X-Vault-Token": root}, timeout=5)
-    assert refused.status_code != 200 and "written-on-the-first-leader" not in refused.text
+    assert refused.status_code != 200 and '"one"' not in refused.text
 
-    active.stop(kill=True)
-    wait_for(lambda: health(standby.addr) == 200, timeout=30, message="the standby to become active")
-    survivor = hvac.Client(url=standby.addr, token=root)
-    data = survivor.secrets.kv.v2.read_secret_version("ha/app", raise_on_deleted_version=True)["data"]["data"]
-    assert data == {"v": "written-on-the-first-leader"}
-    assert httpx.get(f"{standby.addr}/v1/sys/leader", timeout=5).json()["is_self"] is True
+    # step-down hands over without sealing: the other node serves what the first one wrote, and writes more
+    client.sys.step_down()
+    wait_for(lambda: health(standby.addr) == 200, timeout=30, message="the standby to take over after step-down")
+    assert health(active.addr) == 429 and hvac.Client(url=active.addr).sys.is_sealed() is False
+    second_leader = hvac.Client(url=standby.addr, token=root)
+    assert read(second_leader) == {"v": "one"}
+    second_leader.secrets.kv.v2.create_or_update_secret("ha/app", secret={"v": "two"})
+
+    # the second leader dies; the first takes over again and must see the second one's write, not what it cached
+    standby.stop(kill=True)
+    wait_for(lambda: health(active.addr) == 200, timeout=30, message="the first node to take over again")
+    assert read(hvac.Client(url=active.addr, token=root)) == {"v": "two"}
+    assert httpx.get(f"{active.addr}/v1/sys/leader", timeout=5).json()["is_self"] is True
+
+
+def read(client: hvac.Client) -> dict:
+    return client.secrets.kv.v2.read_secret_version("ha/app", raise_on_deleted_version=True)["data"]["data"]

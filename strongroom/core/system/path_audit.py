@@ -64,8 +64,10 @@ def paths(core: Core) -> list[Path]:
             if not isinstance(item, dict) or len(orjson.dumps(item)) > _MAX_EVENT_BYTES:
                 raise InvalidRequest(f"every event must be a JSON object of at most {_MAX_EVENT_BYTES} bytes")
         try:
+            # who submitted the event is recorded from the token, whatever "source" claims
+            submitter = {"display_name": req.caller.display_name, "entity_id": req.caller.entity_id}
             for item in items:
-                await core.audit.log_event(source, item, request_id=req.request_id)
+                await core.audit.log_event(source, {**item, "submitted_by": submitter}, request_id=req.request_id)
         except AuditFailure as e:
             raise LogicalError(str(e), status=500) from None
         # with no device enabled there is nowhere to record them (and nothing else is audited either)

@@ -39,7 +39,8 @@ def paths(core: Core) -> list[Path]:
         return core.expiration
 
     def lease_id_of(fd: FieldData) -> str:
-        lease_id = fd.get("lease_id") or fd.get("url_lease_id") or ""
+        # the URL wins: the ACL authorised the URL, so a body must not be able to name another lease
+        lease_id = fd.get("url_lease_id") or fd.get("lease_id") or ""
         if not lease_id:
             raise InvalidRequest("lease_id must be specified")
         return lease_id

@@ -16,11 +16,24 @@ if TYPE_CHECKING:
 
 _GROUP = re.compile(r"\(\?P<(\w+)>[^()]*(?:\([^()]*\)[^()]*)*\)")
 _VERBS = {
-    Operation.READ: "get", Operation.UPDATE: "post", Operation.CREATE: "post", Operation.DELETE: "delete",
-    Operation.PATCH: "patch", Operation.LIST: "get",
+    Operation.READ: "get",
+    Operation.UPDATE: "post",
+    Operation.CREATE: "post",
+    Operation.DELETE: "delete",
+    Operation.PATCH: "patch",
+    Operation.LIST: "get",
 }
-_JSON_TYPES = {"int": "integer", "bool": "boolean", "duration": "string", "map": "object", "string_map": "object",
-               "string_list": "array", "comma_string_list": "array", "int_list": "array", "any": "object"}
+_JSON_TYPES = {
+    "int": "integer",
+    "bool": "boolean",
+    "duration": "string",
+    "map": "object",
+    "string_map": "object",
+    "string_list": "array",
+    "comma_string_list": "array",
+    "int_list": "array",
+    "any": "object",
+}
 
 
 def _template(pattern: str) -> str:
@@ -36,22 +49,37 @@ def describe(core: Core) -> dict[str, Any]:
             if route is None:
                 continue
             for p in route.backend.paths:
-                item: dict[str, Any] = {"description": p.summary, "x-vault-sudo": p.sudo,
-                                        "x-vault-unauthenticated": p.unauthenticated}
-                body = {n: {"type": _JSON_TYPES.get(f.type.value, "string"), "description": f.description}
-                        for n, f in p.fields.items() if not f.in_path}
+                item: dict[str, Any] = {
+                    "description": p.summary,
+                    "x-vault-sudo": p.sudo,
+                    "x-vault-unauthenticated": p.unauthenticated,
+                }
+                body = {
+                    n: {"type": _JSON_TYPES.get(f.type.value, "string"), "description": f.description}
+                    for n, f in p.fields.items()
+                    if not f.in_path
+                }
                 for op in p.operations:
                     verb = _VERBS.get(op)
                     if verb is None or verb in item:
                         continue
-                    spec: dict[str, Any] = {"operationId": f"{entry.route_path}{p.pattern}:{op.value}",
-                                            "responses": {"200": {"description": "OK"}}}
+                    spec: dict[str, Any] = {
+                        "operationId": f"{entry.route_path}{p.pattern}:{op.value}",
+                        "responses": {"200": {"description": "OK"}},
+                    }
                     if verb in ("post", "patch") and body:
-                        spec["requestBody"] = {"content": {"application/json": {
-                            "schema": {"type": "object", "properties": body}}}}
+                        spec["requestBody"] = {
+                            "content": {"application/json": {"schema": {"type": "object", "properties": body}}}
+                        }
                     if op is Operation.LIST:
-                        spec["parameters"] = [{"name": "list", "in": "query", "required": True,
-                                               "schema": {"type": "string", "enum": ["true"]}}]
+                        spec["parameters"] = [
+                            {
+                                "name": "list",
+                                "in": "query",
+                                "required": True,
+                                "schema": {"type": "string", "enum": ["true"]},
+                            }
+                        ]
                     item[verb] = spec
                 paths["/" + entry.route_path + _template(p.pattern)] = item
     return {"openapi": "3.0.2", "info": {"title": "Strongroom HTTP API", "version": __version__}, "paths": paths}
@@ -61,5 +89,11 @@ def paths(core: Core) -> list[Path]:
     async def openapi(req: Request, fd: FieldData) -> Response:
         return Response(raw_body=orjson.dumps(describe(core)))
 
-    return [Path(r"internal/specs/openapi", {Operation.READ: openapi}, unauthenticated=True,
-                 summary="The OpenAPI description of every mounted path.")]
+    # authenticated (unlike Vault's): the description names every mount, which is reconnaissance for an outsider
+    return [
+        Path(
+            r"internal/specs/openapi",
+            {Operation.READ: openapi},
+            summary="The OpenAPI description of every mounted path.",
+        )
+    ]

@@ -121,7 +121,12 @@ def paths(b: KVBackend) -> list[Path]:
         store = b.store(req)
         config = await store.config()
         async with b.lock(key):
-            meta = await store.metadata(key) or KeyMetadata(key=key)
+            existing = await store.metadata(key)
+            if existing is not None and req.operation is Operation.CREATE:
+                # authorised as a create (the key did not exist), but another write made it meanwhile: a
+                # create-only caller must not add a version, so make the client ask again
+                raise InvalidRequest(f'"{key}" was created by another request while this one was in flight; retry')
+            meta = existing or KeyMetadata(key=key)
             once = await b.is_write_once()
             if once:
                 write_once.refuse_new_version(meta)
