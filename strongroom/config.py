@@ -130,6 +130,8 @@ def parse(text: str, *, filename: str = "config") -> ServerConfig:
         raise ConfigError(f'{filename}: unknown key(s) in storage "{stype}": {", ".join(bad)}')
     if stype == "sqlite" and not isinstance(sbody.get("path"), str):
         raise ConfigError(f'{filename}: storage "sqlite" needs path = "/some/file.db"')
+    if stype == "postgresql" and not isinstance(sbody.get("connection_url"), str):
+        raise ConfigError(f'{filename}: storage "postgresql" needs connection_url = "postgresql://..."')
     cfg.storage_type, cfg.storage = stype, sbody
     listeners = _blocks(doc, "listener")
     if not listeners:

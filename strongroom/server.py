@@ -136,9 +136,16 @@ async def run_dev(opts: DevOptions) -> None:
 
 
 async def run_config(cfg: ServerConfig) -> None:
-    core = Core(open_storage(cfg), storage_type=cfg.storage_type)
+    import secrets
+    import socket
+
+    from strongroom.core.ha import lock_for_storage
+
     listener = cfg.listeners[0]
     scheme = "http" if listener.tls_disable else "https"
     host, port = listener.host_port
+    node_id = f"{socket.gethostname()}-{secrets.token_hex(4)}"
+    lock = lock_for_storage(cfg.storage_type, cfg.storage, node_id, cfg.api_addr or f"{scheme}://{host}:{port}")
+    core = Core(open_storage(cfg), storage_type=cfg.storage_type, ha=lock)
     state = "sealed" if await core.initialized() else "uninitialized"
     await serve(core, listener, on_ready=f"==> Strongroom server started on {scheme}://{host}:{port} ({state})")

@@ -132,7 +132,10 @@ class StrongroomApp:
         outcome = await self.core.pipeline.handle(inc)
         if key in _AFTER and outcome.status < 400:
             # the request is authorised and audited by now; sealing drops the audit broker with everything else
-            await self.core.seal()
+            if key == "sys/step-down" and self.core.ha is not None:
+                await self.core.ha.step_down()  # stays unsealed as a standby; another node takes over
+            else:
+                await self.core.seal()
         if outcome.body is None:
             return outcome.status, None, ""
         if isinstance(outcome.body, bytes):

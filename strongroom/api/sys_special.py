@@ -87,7 +87,7 @@ async def _health(core: Core, method: str, data: dict[str, Any], query: dict[str
             raise InvalidRequest(f"bad code value for {name}: {raw!r}") from None
 
     initialized = await core.initialized()
-    standby = not core.active
+    standby = not core.serving
     body = {
         "initialized": initialized,
         "sealed": core.sealed,
@@ -116,10 +116,10 @@ async def _leader(core: Core, method: str, data: dict[str, Any], query: dict[str
     if core.sealed:
         raise Sealed()
     return 200, {
-        "ha_enabled": False,
-        "is_self": core.active,
+        "ha_enabled": core.ha is not None,
+        "is_self": core.serving,
         "active_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(core.started)),
-        "leader_address": "",
+        "leader_address": core.ha.leader_address if core.ha is not None else "",
         "leader_cluster_address": "",
         "performance_standby": False,
         "performance_standby_last_remote_wal": 0,

@@ -87,6 +87,8 @@ class Barrier:
         self._root_key = root_key
         self._terms = terms
         self._active = active
+        # (re)loading the keyring: another HA node may have written since anything here was cached
+        self._cache.clear()
 
     async def _persist_keyring(self) -> None:
         assert self._root_key is not None and self._active is not None

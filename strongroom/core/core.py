@@ -78,6 +78,11 @@ class Core:
         self.pipeline = Pipeline(self)
 
     @property
+    def serving(self) -> bool:
+        """Active, and (with HA) the lock confirmed recently: a node that cannot confirm it leads stops at once."""
+        return self.active and (self.ha is None or self.ha.is_active)
+
+    @property
     def sealed(self) -> bool:
         return self.barrier.sealed
 

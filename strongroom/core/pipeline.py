@@ -71,7 +71,7 @@ class Pipeline:
         core = self.core
         if core.sealed:
             raise Sealed()
-        if not core.active:
+        if not core.serving:
             raise LogicalError("this node is a standby and cannot serve requests", status=503)
 
         matched = core.router.match(inc.path)

@@ -1,9 +1,7 @@
 """Two Strongroom servers sharing one PostgreSQL with ``ha_enabled``: one active, one standby; step-down and a crash
 hand over leadership, and a node that leads again serves what the other node wrote, not what it had cached.
 
-This is the acceptance test for wiring ``strongroom/core/ha.py`` into the server (see that module's docstring). Until
-the wiring is complete, ``ha_enabled`` is accepted but ignored and both nodes act as active, so the test is a strict
-xfail: the moment the wiring is in it passes, shows as XPASS(strict) failure, and the marker must be removed.
+This is the acceptance test for ``strongroom/core/ha.py`` wired into the server.
 """
 
 from __future__ import annotations
@@ -15,10 +13,7 @@ import pytest
 from tests.conftest import wait_for
 from tests.storage_pg.conftest import fresh_table
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.xfail(reason="HA lock not yet wired into server.py, sys/leader, sys/step-down", strict=True),
-]
+pytestmark = [pytest.mark.postgres]
 
 HA_CONFIG = """
 storage "postgresql" {
