@@ -8,32 +8,18 @@ from typing import Any
 import httpx
 
 from strongroom.secretstore import engine
-from strongroom.secretstore.client import http_client_kwargs, request_kwargs
-from strongroom.secretstore.engine import Engine, Op, Sleep
+from strongroom.secretstore.common import ClientState, PathState, http_client_kwargs, request_kwargs
+from strongroom.secretstore.engine import Op, Sleep
 from strongroom.secretstore.settings import Settings
 
 
-class AsyncClient:
+class AsyncClient(ClientState):
     def __init__(
         self, settings: Settings | None = None, *, http: httpx.AsyncClient | None = None, **overrides: Any
     ) -> None:
-        base = settings or Settings.from_env()
-        self.settings = Settings(**{**base.__dict__, **overrides}) if overrides else base
-        self._engine = Engine(self.settings)
+        super().__init__(settings, overrides)
         self._http = http or httpx.AsyncClient(**http_client_kwargs(self.settings))
         self._lock = asyncio.Lock()
-
-    @property
-    def addr(self) -> str:
-        return self.settings.addr
-
-    @property
-    def namespace(self) -> str:
-        return self._engine.identity.namespace
-
-    @property
-    def service_account(self) -> str:
-        return self._engine.identity.service_account
 
     async def _run(self, op: Op) -> Any:
         value: Any = None
@@ -82,15 +68,8 @@ class AsyncClient:
         await self.aclose()
 
 
-class AsyncSecretPath:
-    def __init__(self, client: AsyncClient, name: str, version: str) -> None:
-        self._client = client
-        self.name = name
-        self.version = version
-
-    @property
-    def path(self) -> str:
-        return self._client._engine.secret_path(self.name, self.version)
+class AsyncSecretPath(PathState):
+    _client: AsyncClient
 
     async def string(self) -> str:
         return engine.as_string(await self._client.read(self.name, self.version), self.path)

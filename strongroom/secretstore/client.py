@@ -9,48 +9,21 @@ from typing import Any
 import httpx
 
 from strongroom.secretstore import engine
-from strongroom.secretstore.engine import Engine, HttpCall, Op, Sleep
+from strongroom.secretstore.common import ClientState, PathState, http_client_kwargs, request_kwargs
+from strongroom.secretstore.engine import Op, Sleep
 from strongroom.secretstore.settings import Settings
 
 
-def http_client_kwargs(settings: Settings) -> dict[str, Any]:
-    return {
-        "base_url": f"{settings.addr}/v1/",
-        "timeout": settings.timeout,
-        "verify": settings.ca_cert or True,
-        "headers": {"X-Vault-Request": "true"},
-    }
-
-
-def request_kwargs(call: HttpCall) -> dict[str, Any]:
-    headers = {"X-Vault-Token": call.token} if call.token else {}
-    return {"method": call.method, "url": call.path, "json": call.json, "headers": headers}
-
-
-class Client:
+class Client(ClientState):
     """A workload's connection to Strongroom: logs in with its ServiceAccount, keeps and renews the token.
 
     ``Client()`` needs no arguments inside a pod; every setting can be given explicitly or through the environment.
     """
 
     def __init__(self, settings: Settings | None = None, *, http: httpx.Client | None = None, **overrides: Any) -> None:
-        base = settings or Settings.from_env()
-        self.settings = Settings(**{**base.__dict__, **overrides}) if overrides else base
-        self._engine = Engine(self.settings)
+        super().__init__(settings, overrides)
         self._http = http or httpx.Client(**http_client_kwargs(self.settings))
         self._lock = threading.Lock()
-
-    @property
-    def addr(self) -> str:
-        return self.settings.addr
-
-    @property
-    def namespace(self) -> str:
-        return self._engine.identity.namespace
-
-    @property
-    def service_account(self) -> str:
-        return self._engine.identity.service_account
 
     def _run(self, op: Op) -> Any:
         value: Any = None
@@ -100,17 +73,10 @@ class Client:
         self.close()
 
 
-class SecretPath:
+class SecretPath(PathState):
     """``secret/k8s/<ns>/<sa>/<name>/<version>``, key ``data``: read it as a string, bytes or JSON."""
 
-    def __init__(self, client: Client, name: str, version: str) -> None:
-        self._client = client
-        self.name = name
-        self.version = version
-
-    @property
-    def path(self) -> str:
-        return self._client._engine.secret_path(self.name, self.version)
+    _client: Client
 
     def string(self) -> str:
         return engine.as_string(self._client.read(self.name, self.version), self.path)
