@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from strongroom.core.logical import InvalidRequest, LogicalError, NotFound, Operation, Request, Response
 from strongroom.engines.kv import write_once
+from strongroom.engines.kv.common import is_valid_key, requested_version
 from strongroom.engines.kv.storage import KeyMetadata, deletion_time, now_ns, validate_key_path
 from strongroom.framework import Field, FieldData, FieldType, Path
 
@@ -84,23 +85,12 @@ def merge_patch(target: Any, patch: Any) -> Any:
 def paths(b: KVBackend) -> list[Path]:
     async def exists(req: Request, fd: FieldData) -> bool:
         key = fd.get("path")
-        try:
-            validate_key_path(key)
-        except InvalidRequest:
-            return False  # the handler refuses it; nothing with that name can exist
-        return await b.store(req).metadata(key) is not None
+        return is_valid_key(key) and await b.store(req).metadata(key) is not None
 
     async def read(req: Request, fd: FieldData) -> Response | None:
         key = validate_key_path(fd.get("path"))
         store = b.store(req)
-        meta = await store.metadata(key)
-        if meta is None:
-            raise NotFound()
-        requested = fd.get("version") or 0
-        number = requested if requested > 0 else meta.current_version
-        vm = meta.versions.get(number)
-        if vm is None:
-            raise NotFound()
+        meta, number, vm = await requested_version(store, key, fd)
         body: dict[str, Any] = {"data": None, "metadata": meta.version_summary(number)}
         if not vm.is_live(now_ns()):
             # Vault answers a deleted or destroyed version with 404 and still shows its metadata.

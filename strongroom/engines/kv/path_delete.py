@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from strongroom.core.logical import InvalidRequest, Operation, Request, Response
-from strongroom.engines.kv import write_once
-from strongroom.engines.kv.storage import deletion_time, now_ns, validate_key_path
+from strongroom.engines.kv.common import edit_versions
+from strongroom.engines.kv.storage import KeyMetadata, VersionMetadata, deletion_time, validate_key_path
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 if TYPE_CHECKING:
@@ -31,20 +31,14 @@ def paths(b: KVBackend) -> list[Path]:
     async def delete_versions(req: Request, fd: FieldData) -> Response | None:
         key = validate_key_path(fd.get("path"))
         versions = _versions(fd)
-        store = b.store(req)
-        async with b.lock(key):
-            meta = await store.metadata(key)
-            if meta is None:
-                return None
-            if await b.is_write_once():
-                write_once.refuse_delete(meta)
-            now = now_ns()
-            for number in versions:
-                vm = meta.versions.get(number)
-                if vm is None or not vm.is_live(now):
-                    continue
-                vm.deletion_time = now
-            await store.commit(meta)
+
+        def soft_delete(meta: KeyMetadata, vm: VersionMetadata, now: int) -> bool:
+            if not vm.is_live(now):
+                return False
+            vm.deletion_time = now
+            return True
+
+        await edit_versions(b, req, key, versions, soft_delete)
         return None
 
     async def undelete_versions(req: Request, fd: FieldData) -> Response | None:
@@ -52,20 +46,15 @@ def paths(b: KVBackend) -> list[Path]:
         versions = _versions(fd)
         store = b.store(req)
         config = await store.config()
-        async with b.lock(key):
-            meta = await store.metadata(key)
-            if meta is None:
-                return None
-            if await b.is_write_once():
-                write_once.refuse_delete(meta)
-            now = now_ns()
-            for number in versions:
-                vm = meta.versions.get(number)
-                if vm is None or vm.destroyed:
-                    continue
-                # a restored version starts a fresh delete_version_after period, as in Vault
-                vm.deletion_time = deletion_time(now, config.delete_version_after, meta.delete_version_after)
-            await store.commit(meta)
+
+        def restore(meta: KeyMetadata, vm: VersionMetadata, now: int) -> bool:
+            if vm.destroyed:
+                return False
+            # a restored version starts a fresh delete_version_after period, as in Vault
+            vm.deletion_time = deletion_time(now, config.delete_version_after, meta.delete_version_after)
+            return True
+
+        await edit_versions(b, req, key, versions, restore)
         return None
 
     return [

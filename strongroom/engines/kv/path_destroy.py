@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from strongroom.core.logical import InvalidRequest, Operation, Request, Response
-from strongroom.engines.kv import write_once
-from strongroom.engines.kv.storage import validate_key_path
+from strongroom.engines.kv.common import edit_versions
+from strongroom.engines.kv.storage import KeyMetadata, VersionMetadata, validate_key_path
 from strongroom.framework import Field, FieldData, FieldType, Path
 
 if TYPE_CHECKING:
@@ -24,21 +24,14 @@ def paths(b: KVBackend) -> list[Path]:
         versions = fd.get("versions") or []
         if not versions:
             raise InvalidRequest("no version number provided")
-        store = b.store(req)
-        async with b.lock(key):
-            meta = await store.metadata(key)
-            if meta is None:
-                return None
-            if await b.is_write_once():
-                write_once.refuse_delete(meta)
-            doomed = []
-            for number in versions:
-                vm = meta.versions.get(number)
-                if vm is None or vm.destroyed:
-                    continue
-                vm.destroyed = True
-                doomed.append(number)
-            await store.commit(meta, remove_versions=doomed)
+
+        def destroy_data(meta: KeyMetadata, vm: VersionMetadata, now: int) -> bool:
+            if vm.destroyed:
+                return False
+            vm.destroyed = True
+            return True
+
+        await edit_versions(b, req, key, versions, destroy_data, drop_data=True)
         return None
 
     return [

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from strongroom.core.logical import InvalidRequest, NotFound, Operation, Request, Response
 from strongroom.engines.kv import custom_metadata, write_once
+from strongroom.engines.kv.common import folder_prefix, is_valid_key, list_all
 from strongroom.engines.kv.storage import KeyMetadata, format_time, now_ns, validate_key_path
 from strongroom.framework import Field, FieldData, FieldType, Path
 from strongroom.framework.durations import format_duration
@@ -13,7 +14,6 @@ from strongroom.framework.durations import format_duration
 if TYPE_CHECKING:
     from strongroom.engines.kv.backend import KVBackend
 
-_LIST_PAGE = 1000
 _CAS_MANDATED = '"cas_required" set to false, but is mandated by backend config. This value will be ignored.'
 
 FIELDS = {
@@ -62,14 +62,29 @@ def _max_versions(fd: FieldData) -> int | None:
     return int(value)
 
 
+async def _apply_settings(
+    b: KVBackend, meta: KeyMetadata, max_versions: int | None, cas: tuple[Any, bool], dva: tuple[Any, bool]
+) -> None:
+    """Set the given settings (each with whether it was given); a write-once mount refuses shorter retention."""
+    (cas_required, has_cas), (delete_after, has_dva) = cas, dva
+    if await b.is_write_once():
+        write_once.refuse_retention_change(
+            meta,
+            meta.max_versions if max_versions is None else max_versions,
+            delete_after if has_dva else meta.delete_version_after,
+        )
+    if max_versions is not None:
+        meta.max_versions = max_versions
+    if has_cas:
+        meta.cas_required = cas_required
+    if has_dva:
+        meta.delete_version_after = delete_after
+
+
 def paths(b: KVBackend) -> list[Path]:
     async def exists(req: Request, fd: FieldData) -> bool:
         key = fd.get("path")
-        try:
-            validate_key_path(key)
-        except InvalidRequest:
-            return False
-        return await b.store(req).metadata(key) is not None
+        return is_valid_key(key) and await b.store(req).metadata(key) is not None
 
     async def read(req: Request, fd: FieldData) -> Response | None:
         key = validate_key_path(fd.get("path"))
@@ -98,18 +113,7 @@ def paths(b: KVBackend) -> list[Path]:
             if meta is None:
                 now = now_ns()
                 meta = KeyMetadata(key=key, created_time=now, updated_time=now)
-            if await b.is_write_once():
-                write_once.refuse_retention_change(
-                    meta,
-                    meta.max_versions if max_versions is None else max_versions,
-                    dva if has_dva else meta.delete_version_after,
-                )
-            if max_versions is not None:
-                meta.max_versions = max_versions
-            if has_cas:
-                meta.cas_required = cas_required
-            if has_dva:
-                meta.delete_version_after = dva
+            await _apply_settings(b, meta, max_versions, (cas_required, has_cas), (dva, has_dva))
             if has_custom:
                 meta.custom_metadata = custom
             await store.commit(meta)
@@ -130,18 +134,7 @@ def paths(b: KVBackend) -> list[Path]:
             cas_required, has_cas = fd.get_ok("cas_required")
             warnings = [_CAS_MANDATED] if has_cas and config.cas_required and not cas_required else []
             dva, has_dva = fd.get_ok("delete_version_after")
-            if await b.is_write_once():
-                write_once.refuse_retention_change(
-                    meta,
-                    meta.max_versions if max_versions is None else max_versions,
-                    dva if has_dva else meta.delete_version_after,
-                )
-            if max_versions is not None:
-                meta.max_versions = max_versions
-            if has_cas:
-                meta.cas_required = cas_required
-            if has_dva:
-                meta.delete_version_after = dva
+            await _apply_settings(b, meta, max_versions, (cas_required, has_cas), (dva, has_dva))
             if has_custom:
                 # JSON merge patch of the map: null removes a key, a value sets it
                 merged = dict(meta.custom_metadata or {})
@@ -168,9 +161,7 @@ def paths(b: KVBackend) -> list[Path]:
         return None
 
     async def list_keys(req: Request, fd: FieldData) -> Response | None:
-        prefix = validate_key_path(fd.get("path"), folder=True)
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
+        prefix = folder_prefix(fd)
         after = fd.get("after") or ""
         limit = fd.get("limit") or 0
         if limit < 0:
@@ -178,14 +169,8 @@ def paths(b: KVBackend) -> list[Path]:
         store = b.store(req)
         if limit:
             return Response.list_keys(await store.list_page(prefix, after, limit))
-        # Storage is walked a page at a time; only this folder's immediate children are ever held.
-        keys: list[str] = []
-        while True:
-            page = await store.list_page(prefix, after, _LIST_PAGE)
-            keys.extend(page)
-            if len(page) < _LIST_PAGE:
-                return Response.list_keys(keys)
-            after = page[-1]
+        # only this folder's immediate children are ever held
+        return Response.list_keys(await list_all(lambda start, n: store.list_page(prefix, start, n), after))
 
     return [
         Path(

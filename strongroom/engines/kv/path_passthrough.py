@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from strongroom.core.logical import InvalidRequest, NotFound, Operation, Request, Response
+from strongroom.engines.kv.common import folder_prefix, is_valid_key, list_all
 from strongroom.engines.kv.storage import validate_key_path
 from strongroom.engines.kv.write_once import quote
 from strongroom.framework import Field, FieldData, FieldType, Path
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
     from strongroom.core.barrier import BarrierView
     from strongroom.engines.kv.backend import KVBackend
 
-_LIST_PAGE = 1000
 _PREFIX = "entries/"
 FIELDS = {"path": Field(FieldType.STRING, "Location of the secret.", in_path=True)}
 
@@ -27,11 +27,7 @@ def paths(b: KVBackend) -> list[Path]:
 
     async def exists(req: Request, fd: FieldData) -> bool:
         key = fd.get("path")
-        try:
-            validate_key_path(key)
-        except InvalidRequest:
-            return False
-        return await view(req).get(key) is not None
+        return is_valid_key(key) and await view(req).get(key) is not None
 
     async def read(req: Request, fd: FieldData) -> Response | None:
         data = await view(req).get_json(validate_key_path(fd.get("path")))
@@ -58,17 +54,8 @@ def paths(b: KVBackend) -> list[Path]:
         return None
 
     async def list_keys(req: Request, fd: FieldData) -> Response | None:
-        prefix = validate_key_path(fd.get("path"), folder=True)
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
-        keys: list[str] = []
-        after = ""
-        while True:
-            page = await view(req).list(prefix, after, _LIST_PAGE)
-            keys.extend(page)
-            if len(page) < _LIST_PAGE:
-                return Response.list_keys(keys)
-            after = page[-1]
+        prefix = folder_prefix(fd)
+        return Response.list_keys(await list_all(lambda after, n: view(req).list(prefix, after, n)))
 
     return [
         Path(

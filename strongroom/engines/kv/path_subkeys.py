@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from strongroom.core.logical import InvalidRequest, LogicalError, NotFound, Operation, Request, Response
+from strongroom.core.logical import InvalidRequest, LogicalError, Operation, Request, Response
+from strongroom.engines.kv.common import requested_version
 from strongroom.engines.kv.storage import now_ns, validate_key_path
 from strongroom.framework import Field, FieldData, FieldType, Path
 
@@ -47,14 +48,7 @@ def paths(b: KVBackend) -> list[Path]:
         if depth < 0:
             raise InvalidRequest("depth must be a non-negative integer")
         store = b.store(req)
-        meta = await store.metadata(key)
-        if meta is None:
-            raise NotFound()
-        requested = fd.get("version") or 0
-        number = requested if requested > 0 else meta.current_version
-        vm = meta.versions.get(number)
-        if vm is None:
-            raise NotFound()
+        meta, number, vm = await requested_version(store, key, fd)
         body: dict[str, Any] = {"subkeys": None, "metadata": meta.version_summary(number)}
         if not vm.is_live(now_ns()):
             return Response(data=body, status=404)
