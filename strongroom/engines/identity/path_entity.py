@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from strongroom.core.logical import NotFound, Operation, Request, Response
+from strongroom.core.logical import Request, Response
+from strongroom.engines.identity.crud import Kind, Record, id_paths, name_paths
 from strongroom.engines.identity.shapes import entity_json, policy_list, string_map
 from strongroom.framework import Field, FieldData, FieldType, Path
 
@@ -18,6 +20,8 @@ _FIELDS = {
     "policies": Field(FieldType.COMMA_STRING_LIST, "Policies to be tied to the entity."),
     "disabled": Field(FieldType.BOOL, "If set true, tokens tied to this identity will not be able to be used."),
 }
+
+_KIND = Kind("entity", "entity", "an")
 
 
 def paths(b: IdentityBackend) -> list[Path]:
@@ -35,35 +39,6 @@ def paths(b: IdentityBackend) -> list[Path]:
             return None
         return Response(data={"aliases": None, "id": rec["id"], "name": rec["name"]})
 
-    async def create(req: Request, fd: FieldData) -> Response | None:
-        return await write(req, fd, entity_id=fd.get("id") or "", name=fd.get("name") or "")
-
-    async def by_id_write(req: Request, fd: FieldData) -> Response | None:
-        return await write(req, fd, entity_id=fd.get("id"), name=fd.get("name") or "")
-
-    async def by_id_read(req: Request, fd: FieldData) -> Response:
-        rec = await b.store.entity(fd.get("id"))
-        if rec is None:
-            raise NotFound()
-        return Response(data=await entity_json(b.ctx, b.store, rec))
-
-    async def by_id_delete(req: Request, fd: FieldData) -> None:
-        await b.store.delete_entity(fd.get("id"))
-
-    async def by_name_write(req: Request, fd: FieldData) -> Response | None:
-        return await write(req, fd, name=fd.get("name"), by_name=True)
-
-    async def by_name_read(req: Request, fd: FieldData) -> Response:
-        rec = await b.store.entity_by_name(fd.get("name"))
-        if rec is None:
-            raise NotFound()
-        return Response(data=await entity_json(b.ctx, b.store, rec))
-
-    async def by_name_delete(req: Request, fd: FieldData) -> None:
-        rec = await b.store.entity_by_name(fd.get("name"))
-        if rec is not None:
-            await b.store.delete_entity(rec["id"])
-
     async def list_ids(req: Request, fd: FieldData) -> Response:
         keys = await b.store.list_ids("entity")
         info: dict[str, object] = {}
@@ -75,20 +50,21 @@ def paths(b: IdentityBackend) -> list[Path]:
                     for a in rec.get("aliases", [])]}
         return Response.list_keys(keys, key_info=info)
 
-    async def list_names(req: Request, fd: FieldData) -> Response:
-        return Response.list_keys(sorted(bytes.fromhex(k).decode() for k in await b.store.view.list_all(
-            "idx/entity-name/") if k != "-"))
+    async def read(key: str, find: Callable[[str], Awaitable[Record | None]]) -> Record | None:
+        rec = await find(key)
+        return None if rec is None else await entity_json(b.ctx, b.store, rec)
 
-    id_fields = {**_FIELDS, "id": Field(FieldType.STRING, "ID of the entity.", in_path=True)}
-    name_fields = {**_FIELDS, "name": Field(FieldType.STRING, "Name of the entity.", in_path=True)}
     return [
-        Path(r"entity/?", {Operation.UPDATE: create}, _FIELDS, summary="Create a new entity or update one."),
-        Path(r"entity/id/?", {Operation.LIST: list_ids}, {}, summary="List entity ids."),
-        Path(r"entity/id/(?P<id>[^/]+)", {Operation.UPDATE: by_id_write, Operation.READ: by_id_read,
-                                          Operation.DELETE: by_id_delete}, id_fields,
-             summary="Manage an entity by id."),
-        Path(r"entity/name/?", {Operation.LIST: list_names}, {}, summary="List entity names."),
-        Path(r"entity/name/(?P<name>.+)", {Operation.UPDATE: by_name_write, Operation.READ: by_name_read,
-                                           Operation.DELETE: by_name_delete}, name_fields,
-             summary="Manage an entity by name."),
+        *id_paths(
+            _KIND, _FIELDS, "Create a new entity or update one.",
+            write=lambda req, fd, entity_id: write(req, fd, entity_id=entity_id, name=fd.get("name") or ""),
+            read=lambda entity_id: read(entity_id, b.store.entity),
+            delete=lambda entity_id: b.store.delete_entity(entity_id), list_ids=list_ids,
+        ),
+        *name_paths(
+            _KIND, _FIELDS, lambda: b.store.view,
+            write=lambda req, fd, name: write(req, fd, name=name, by_name=True),
+            read=lambda name: read(name, b.store.entity_by_name), find=lambda name: b.store.entity_by_name(name),
+            delete=lambda entity_id: b.store.delete_entity(entity_id),
+        ),
     ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from strongroom.core.logical import NotFound, Operation, Request, Response
+from strongroom.core.logical import Request, Response
+from strongroom.engines.identity.crud import Kind, Record, id_paths
 from strongroom.engines.identity.shapes import entity_alias_json, resolve_mount, string_map
 from strongroom.framework import Field, FieldData, FieldType, Path
 
@@ -20,6 +21,8 @@ _FIELDS = {
     "custom_metadata": Field(FieldType.ANY, "User-provided key-value pairs."),
 }
 
+_KIND = Kind("entity-alias", "entity alias", "an")
+
 
 def paths(b: IdentityBackend) -> list[Path]:
     async def write(req: Request, fd: FieldData, alias_id: str) -> Response:
@@ -32,21 +35,12 @@ def paths(b: IdentityBackend) -> list[Path]:
         )
         return Response(data={"canonical_id": alias["canonical_id"], "id": alias["id"]})
 
-    async def create(req: Request, fd: FieldData) -> Response:
-        return await write(req, fd, fd.get("id") or "")
-
-    async def by_id_write(req: Request, fd: FieldData) -> Response:
-        return await write(req, fd, fd.get("id"))
-
-    async def by_id_read(req: Request, fd: FieldData) -> Response:
-        owner = await b.store.entity_by_alias_id(fd.get("id"))
+    async def read(alias_id: str) -> Record | None:
+        owner = await b.store.entity_by_alias_id(alias_id)
         if owner is None:
-            raise NotFound()
-        alias = next(a for a in owner["aliases"] if a["id"] == fd.get("id"))
-        return Response(data=entity_alias_json(b.ctx, alias))
-
-    async def by_id_delete(req: Request, fd: FieldData) -> None:
-        await b.store.delete_entity_alias(fd.get("id"))
+            return None
+        alias = next(a for a in owner["aliases"] if a["id"] == alias_id)
+        return entity_alias_json(b.ctx, alias)
 
     async def list_ids(req: Request, fd: FieldData) -> Response:
         keys: list[str] = []
@@ -62,11 +56,7 @@ def paths(b: IdentityBackend) -> list[Path]:
                                                       "mount_path", "mount_type", "name")}
         return Response.list_keys(keys, key_info=info)
 
-    id_fields = {**_FIELDS, "id": Field(FieldType.STRING, "ID of the entity alias.", in_path=True)}
-    return [
-        Path(r"entity-alias/?", {Operation.UPDATE: create}, _FIELDS, summary="Create a new entity alias."),
-        Path(r"entity-alias/id/?", {Operation.LIST: list_ids}, {}, summary="List entity alias ids."),
-        Path(r"entity-alias/id/(?P<id>[^/]+)", {Operation.UPDATE: by_id_write, Operation.READ: by_id_read,
-                                                Operation.DELETE: by_id_delete}, id_fields,
-             summary="Manage an entity alias by id."),
-    ]
+    return id_paths(
+        _KIND, _FIELDS, "Create a new entity alias.",
+        write=write, read=read, delete=lambda alias_id: b.store.delete_entity_alias(alias_id), list_ids=list_ids,
+    )

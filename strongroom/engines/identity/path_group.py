@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from strongroom.core.logical import NotFound, Operation, Request, Response
+from strongroom.core.logical import Request, Response
+from strongroom.engines.identity.crud import Kind, Record, id_paths, name_paths
 from strongroom.engines.identity.shapes import group_json, id_list, policy_list, string_map
 from strongroom.framework import Field, FieldData, FieldType, Path
 
@@ -20,6 +22,8 @@ _FIELDS = {
     "member_group_ids": Field(FieldType.ANY, "Group IDs to be assigned as group members (list or comma string)."),
     "member_entity_ids": Field(FieldType.ANY, "Entity IDs to be assigned as group members (list or comma string)."),
 }
+
+_KIND = Kind("group", "group", "a")
 
 
 def paths(b: IdentityBackend) -> list[Path]:
@@ -38,35 +42,6 @@ def paths(b: IdentityBackend) -> list[Path]:
         rec, _ = await b.store.write_group(group_id=group_id, name=name, values=values, by_name=by_name)
         return Response(data={"id": rec["id"], "name": rec["name"]})
 
-    async def create(req: Request, fd: FieldData) -> Response:
-        return await write(req, fd, group_id=fd.get("id") or "", name=fd.get("name") or "")
-
-    async def by_id_write(req: Request, fd: FieldData) -> Response:
-        return await write(req, fd, group_id=fd.get("id"), name=fd.get("name") or "")
-
-    async def by_id_read(req: Request, fd: FieldData) -> Response:
-        rec = await b.store.group(fd.get("id"))
-        if rec is None:
-            raise NotFound()
-        return Response(data=group_json(b.ctx, rec))
-
-    async def by_id_delete(req: Request, fd: FieldData) -> None:
-        await b.store.delete_group(fd.get("id"))
-
-    async def by_name_write(req: Request, fd: FieldData) -> Response:
-        return await write(req, fd, name=fd.get("name"), by_name=True)
-
-    async def by_name_read(req: Request, fd: FieldData) -> Response:
-        rec = await b.store.group_by_name(fd.get("name"))
-        if rec is None:
-            raise NotFound()
-        return Response(data=group_json(b.ctx, rec))
-
-    async def by_name_delete(req: Request, fd: FieldData) -> None:
-        rec = await b.store.group_by_name(fd.get("name"))
-        if rec is not None:
-            await b.store.delete_group(rec["id"])
-
     async def list_ids(req: Request, fd: FieldData) -> Response:
         keys = await b.store.list_ids("group")
         info: dict[str, Any] = {}
@@ -77,19 +52,21 @@ def paths(b: IdentityBackend) -> list[Path]:
                              "num_parent_groups": len(rec.get("parent_group_ids") or [])}
         return Response.list_keys(keys, key_info=info)
 
-    async def list_names(req: Request, fd: FieldData) -> Response:
-        return Response.list_keys(sorted(bytes.fromhex(k).decode() for k in await b.store.view.list_all(
-            "idx/group-name/") if k != "-"))
+    async def read(key: str, find: Callable[[str], Awaitable[Record | None]]) -> Record | None:
+        rec = await find(key)
+        return None if rec is None else group_json(b.ctx, rec)
 
-    id_fields = {**_FIELDS, "id": Field(FieldType.STRING, "ID of the group.", in_path=True)}
-    name_fields = {**_FIELDS, "name": Field(FieldType.STRING, "Name of the group.", in_path=True)}
     return [
-        Path(r"group/?", {Operation.UPDATE: create}, _FIELDS, summary="Create a new group or update one."),
-        Path(r"group/id/?", {Operation.LIST: list_ids}, {}, summary="List group ids."),
-        Path(r"group/id/(?P<id>[^/]+)", {Operation.UPDATE: by_id_write, Operation.READ: by_id_read,
-                                         Operation.DELETE: by_id_delete}, id_fields, summary="Manage a group by id."),
-        Path(r"group/name/?", {Operation.LIST: list_names}, {}, summary="List group names."),
-        Path(r"group/name/(?P<name>.+)", {Operation.UPDATE: by_name_write, Operation.READ: by_name_read,
-                                          Operation.DELETE: by_name_delete}, name_fields,
-             summary="Manage a group by name."),
+        *id_paths(
+            _KIND, _FIELDS, "Create a new group or update one.",
+            write=lambda req, fd, group_id: write(req, fd, group_id=group_id, name=fd.get("name") or ""),
+            read=lambda group_id: read(group_id, b.store.group),
+            delete=lambda group_id: b.store.delete_group(group_id), list_ids=list_ids,
+        ),
+        *name_paths(
+            _KIND, _FIELDS, lambda: b.store.view,
+            write=lambda req, fd, name: write(req, fd, name=name, by_name=True),
+            read=lambda name: read(name, b.store.group_by_name), find=lambda name: b.store.group_by_name(name),
+            delete=lambda group_id: b.store.delete_group(group_id),
+        ),
     ]

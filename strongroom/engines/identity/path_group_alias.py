@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from strongroom.core.logical import NotFound, Operation, Request, Response
+from strongroom.core.logical import Request, Response
+from strongroom.engines.identity.crud import Kind, Record, id_paths
 from strongroom.engines.identity.shapes import group_alias_json, resolve_mount
 from strongroom.framework import Field, FieldData, FieldType, Path
 
@@ -18,6 +19,8 @@ _FIELDS = {
     "canonical_id": Field(FieldType.STRING, "ID of the external group the alias belongs to."),
 }
 
+_KIND = Kind("group-alias", "group alias", "a")
+
 
 def paths(b: IdentityBackend) -> list[Path]:
     async def write(req: Request, fd: FieldData, alias_id: str) -> Response:
@@ -29,20 +32,11 @@ def paths(b: IdentityBackend) -> list[Path]:
         )
         return Response(data={"canonical_id": alias["canonical_id"], "id": alias["id"]})
 
-    async def create(req: Request, fd: FieldData) -> Response:
-        return await write(req, fd, fd.get("id") or "")
-
-    async def by_id_write(req: Request, fd: FieldData) -> Response:
-        return await write(req, fd, fd.get("id"))
-
-    async def by_id_read(req: Request, fd: FieldData) -> Response:
-        group = await b.store.group_by_alias_id(fd.get("id"))
+    async def read(alias_id: str) -> Record | None:
+        group = await b.store.group_by_alias_id(alias_id)
         if group is None or not group.get("alias"):
-            raise NotFound()
-        return Response(data=group_alias_json(b.ctx, group["alias"]))
-
-    async def by_id_delete(req: Request, fd: FieldData) -> None:
-        await b.store.delete_group_alias(fd.get("id"))
+            return None
+        return group_alias_json(b.ctx, group["alias"])
 
     async def list_ids(req: Request, fd: FieldData) -> Response:
         keys: list[str] = []
@@ -57,11 +51,7 @@ def paths(b: IdentityBackend) -> list[Path]:
                                                       "name")}
         return Response.list_keys(keys, key_info=info)
 
-    id_fields = {**_FIELDS, "id": Field(FieldType.STRING, "ID of the group alias.", in_path=True)}
-    return [
-        Path(r"group-alias/?", {Operation.UPDATE: create}, _FIELDS, summary="Create a new group alias."),
-        Path(r"group-alias/id/?", {Operation.LIST: list_ids}, {}, summary="List group alias ids."),
-        Path(r"group-alias/id/(?P<id>[^/]+)", {Operation.UPDATE: by_id_write, Operation.READ: by_id_read,
-                                               Operation.DELETE: by_id_delete}, id_fields,
-             summary="Manage a group alias by id."),
-    ]
+    return id_paths(
+        _KIND, _FIELDS, "Create a new group alias.",
+        write=write, read=read, delete=lambda alias_id: b.store.delete_group_alias(alias_id), list_ids=list_ids,
+    )

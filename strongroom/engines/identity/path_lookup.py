@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from strongroom.core.logical import InvalidRequest, Operation, Request, Response
+from strongroom.engines.identity.crud import Record
 from strongroom.engines.identity.shapes import entity_json, group_json
 from strongroom.framework import Field, FieldData, FieldType, Path
 
@@ -32,33 +34,28 @@ def _criterion(fd: FieldData) -> str:
     return given[0]
 
 
+async def _find(fd: FieldData, *finders: Callable[..., Awaitable[Record | None]]) -> Record | None:
+    """The object the one given criterion names; ``finders`` are by id, name, alias id, and (accessor, alias name)."""
+    by_id, by_name, by_alias_id, by_alias = finders
+    how = _criterion(fd)
+    if how == "id":
+        return await by_id(fd.get("id"))
+    if how == "name":
+        return await by_name(fd.get("name"))
+    if how == "alias_id":
+        return await by_alias_id(fd.get("alias_id"))
+    return await by_alias(fd.get("alias_mount_accessor"), fd.get("alias_name"))
+
+
 def paths(b: IdentityBackend) -> list[Path]:
     store = b.store
 
     async def entity(req: Request, fd: FieldData) -> Response | None:
-        how = _criterion(fd)
-        rec: dict[str, Any] | None
-        if how == "id":
-            rec = await store.entity(fd.get("id"))
-        elif how == "name":
-            rec = await store.entity_by_name(fd.get("name"))
-        elif how == "alias_id":
-            rec = await store.entity_by_alias_id(fd.get("alias_id"))
-        else:
-            rec = await store.entity_by_alias(fd.get("alias_mount_accessor"), fd.get("alias_name"))
+        rec = await _find(fd, store.entity, store.entity_by_name, store.entity_by_alias_id, store.entity_by_alias)
         return None if rec is None else Response(data=await entity_json(b.ctx, store, rec))
 
     async def group(req: Request, fd: FieldData) -> Response | None:
-        how = _criterion(fd)
-        rec: dict[str, Any] | None
-        if how == "id":
-            rec = await store.group(fd.get("id"))
-        elif how == "name":
-            rec = await store.group_by_name(fd.get("name"))
-        elif how == "alias_id":
-            rec = await store.group_by_alias_id(fd.get("alias_id"))
-        else:
-            rec = await store.group_by_alias(fd.get("alias_mount_accessor"), fd.get("alias_name"))
+        rec = await _find(fd, store.group, store.group_by_name, store.group_by_alias_id, store.group_by_alias)
         return None if rec is None else Response(data=group_json(b.ctx, rec))
 
     return [
