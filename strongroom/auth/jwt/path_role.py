@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from strongroom.auth.role_paths import role_paths
 from strongroom.auth.token_fields import TOKEN_FIELDS, TokenParams
-from strongroom.core.logical import InvalidRequest, NotFound, Operation, Request, Response
+from strongroom.core.logical import InvalidRequest, Request
 from strongroom.framework import Field, FieldData, FieldType, Path
 from strongroom.framework.durations import parse_duration
 
@@ -82,9 +83,6 @@ def role_json(role: dict[str, Any]) -> dict[str, Any]:
 def paths(b: JWTBackend) -> list[Path]:
     storage = b.ctx.storage
 
-    async def exists(req: Request, fd: FieldData) -> bool:
-        return await storage.get(f"role/{fd.get('name').lower()}") is not None
-
     async def write(req: Request, fd: FieldData) -> None:
         name = fd.get("name").lower()
         role: dict[str, Any] = await storage.get_json(f"role/{name}") or {}
@@ -102,21 +100,6 @@ def paths(b: JWTBackend) -> list[Path]:
         _check(role)
         await storage.put_json(f"role/{name}", role)
 
-    async def read(req: Request, fd: FieldData) -> Response:
-        role = await storage.get_json(f"role/{fd.get('name').lower()}")
-        if role is None:
-            raise NotFound()
-        return Response(data=role_json(role))
-
-    async def delete(req: Request, fd: FieldData) -> None:
-        await storage.delete(f"role/{fd.get('name').lower()}")
-
-    async def list_roles(req: Request, fd: FieldData) -> Response:
-        return Response.list_keys(await storage.list_all("role/"))
-
-    return [
-        Path(r"role/?", {Operation.LIST: list_roles}, {}, summary="List roles."),
-        Path(rf"role/{ROLE_NAME}", {Operation.CREATE: write, Operation.UPDATE: write, Operation.READ: read,
-                                    Operation.DELETE: delete}, FIELDS, existence_check=exists,
-             summary="Manage a role: bound audiences, claims, user and groups claims, token settings."),
-    ]
+    return role_paths(storage, ROLE_NAME, FIELDS,
+                      "Manage a role: bound audiences, claims, user and groups claims, token settings.",
+                      write=write, role_json=role_json, canonical=str.lower)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from strongroom.auth.role_paths import role_paths
 from strongroom.auth.token_fields import TOKEN_FIELDS, TokenParams
-from strongroom.core.logical import InvalidRequest, NotFound, Operation, Request, Response
+from strongroom.core.logical import InvalidRequest, Request, Response
 from strongroom.framework import Field, FieldData, FieldType, Path
 from strongroom.framework.path import generic_name
 
@@ -51,9 +52,6 @@ def _bound_list(fd: FieldData, name: str, current: list[str] | None) -> list[str
 def paths(b: KubernetesBackend) -> list[Path]:
     storage = b.ctx.storage
 
-    async def exists(req: Request, fd: FieldData) -> bool:
-        return await storage.get(f"role/{fd.get('name')}") is not None
-
     async def write(req: Request, fd: FieldData) -> Response | None:
         name = fd.get("name")
         old = await storage.get_json(f"role/{name}") or {}
@@ -78,21 +76,5 @@ def paths(b: KubernetesBackend) -> list[Path]:
                                       "on roles will be required."])
         return None
 
-    async def read(req: Request, fd: FieldData) -> Response:
-        role = await storage.get_json(f"role/{fd.get('name')}")
-        if role is None:
-            raise NotFound()
-        return Response(data=role_json(role))
-
-    async def delete(req: Request, fd: FieldData) -> None:
-        await storage.delete(f"role/{fd.get('name')}")
-
-    async def list_roles(req: Request, fd: FieldData) -> Response:
-        return Response.list_keys(await storage.list_all("role/"))
-
-    return [
-        Path(r"role/?", {Operation.LIST: list_roles}, {}, summary="List roles."),
-        Path(rf"role/{generic_name('name')}", {Operation.CREATE: write, Operation.UPDATE: write,
-                                                Operation.READ: read, Operation.DELETE: delete}, FIELDS,
-             existence_check=exists, summary="Manage a role binding ServiceAccounts to token policies."),
-    ]
+    return role_paths(storage, generic_name("name"), FIELDS, "Manage a role binding ServiceAccounts to token policies.",
+                      write=write, role_json=role_json)
