@@ -75,6 +75,11 @@ async def read_rsgi_body(protocol: Any, headers: dict[str, str], limit: int = MA
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int = MAX_BODY) -> bytes:
     _check_declared_length(headers, limit)
+    return await receive_body(receive, limit)
+
+
+async def receive_body(receive: Receive, limit: int) -> bytes:
+    """The ASGI request body, refused as soon as it grows past ``limit`` (a declared length is not trusted)."""
     chunks: list[bytes] = []
     size = 0
     while True:

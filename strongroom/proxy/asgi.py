@@ -10,13 +10,12 @@ from urllib.parse import parse_qs
 
 import orjson
 
+# the proxy reads bodies exactly as the API does; the app catches BodyTooLarge through this module
+from strongroom.api.http import BodyTooLarge, receive_body
+
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 MAX_BODY = 32 * 1024 * 1024
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 @dataclass
@@ -61,25 +60,14 @@ async def read_request(scope: dict[str, Any], receive: Receive) -> Req:
     length = headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY:
         raise BodyTooLarge()
-    chunks, size = [], 0
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            break
-        chunk = msg.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise BodyTooLarge()
-        chunks.append(chunk)
-        if not msg.get("more_body"):
-            break
+    body = await receive_body(receive, MAX_BODY)
     client = scope.get("client") or ("", 0)
     return Req(
         method=scope["method"].upper(),
         path=scope["path"],
         query=scope.get("query_string", b"").decode("latin-1"),
         headers=headers,
-        body=b"".join(chunks),
+        body=body,
         client=str(client[0]),
         raw_path=(scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
         raw_headers=raw,
