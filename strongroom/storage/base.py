@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -41,3 +42,39 @@ class Storage(Protocol):
 def next_sibling(key: str) -> str:
     """The smallest string greater than every string that starts with ``key``'s folder (``a/`` -> ``a0``)."""
     return key[:-1] + chr(ord(key[-1]) + 1)
+
+
+# above every key character, so ``prefix + KEY_CEILING`` bounds the keys under ``prefix``
+KEY_CEILING = "\U0010ffff"
+
+# (lower, inclusive, upper) -> the first key >= lower (> lower when not inclusive) and < upper, or None
+FirstKey = Callable[[str, bool, str], Awaitable[str | None]]
+
+
+async def seek_children(prefix: str, after: str, limit: int, first_key: FirstKey) -> list[str]:
+    """``Storage.list`` for an ordered store that can find the first key at or after a bound.
+
+    Seek from child to child: a folder is reported once, then the scan jumps past its whole subtree, so listing costs
+    one indexed lookup per child returned, never a scan of everything below the prefix.
+    """
+    out: list[str] = []
+    lower = prefix + after if after else prefix
+    upper = prefix + KEY_CEILING
+    inclusive = not after
+    while True:
+        key = await first_key(lower, inclusive, upper)
+        if key is None:
+            break
+        rest = key[len(prefix) :]
+        slash = rest.find("/")
+        if slash == -1:
+            out.append(rest)
+            lower, inclusive = key, False
+        else:
+            folder = rest[: slash + 1]
+            if not (after and folder == after):
+                out.append(folder)
+            lower, inclusive = next_sibling(prefix + folder), True
+        if limit and len(out) >= limit:
+            break
+    return out

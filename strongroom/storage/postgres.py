@@ -24,10 +24,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
 from strongroom.config import ConfigError
-from strongroom.storage.base import CheckAndSetError, TxnOp, next_sibling
+from strongroom.storage.base import CheckAndSetError, TxnOp, seek_children
 
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?")
-_UPPER = "\U0010ffff"
 _T = TypeVar("_T")
 
 
@@ -164,31 +163,12 @@ class PostgresStorage:
 
     async def list(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
         async def run(conn: psycopg.AsyncConnection) -> list[str]:
-            out: list[str] = []
-            lower = prefix + after if after else prefix
-            upper = prefix + _UPPER
-            inclusive = not after
-            # Seek from child to child: a folder is reported once, then the scan jumps past its whole subtree, so
-            # listing costs one indexed query per child returned, never a scan of everything below the prefix.
-            while True:
+            async def first_key(lower: str, inclusive: bool, upper: str) -> str | None:
                 cur = await conn.execute(self._sql_seek[inclusive], (lower, upper))
                 row = await cur.fetchone()
-                if row is None:
-                    break
-                key: str = row[0]
-                rest = key[len(prefix) :]
-                slash = rest.find("/")
-                if slash == -1:
-                    out.append(rest)
-                    lower, inclusive = key, False
-                else:
-                    folder = rest[: slash + 1]
-                    if not (after and folder == after):
-                        out.append(folder)
-                    lower, inclusive = next_sibling(prefix + folder), True
-                if limit and len(out) >= limit:
-                    break
-            return out
+                return None if row is None else str(row[0])
+
+            return await seek_children(prefix, after, limit, first_key)
 
         return await self._read(run)
 

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 
-from strongroom.storage.base import CheckAndSetError, TxnOp, next_sibling
+from strongroom.storage.base import CheckAndSetError, TxnOp, seek_children
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
 
@@ -59,33 +59,15 @@ class SQLiteStorage:
         return None if row is None else bytes(row[0])
 
     async def list(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
-        out: list[str] = []
-        lower = prefix + after if after else prefix
-        upper = prefix + "\U0010ffff"
-        inclusive = not after
-        # Seek from child to child: a folder is reported once, then the scan jumps past its whole subtree, so listing
-        # costs one indexed query per child returned, never a scan of everything below the prefix.
-        while True:
+        async def first_key(lower: str, inclusive: bool, upper: str) -> str | None:
             op = ">=" if inclusive else ">"
             row = self._reader.execute(
                 f"SELECT key FROM entries WHERE key {op} ? AND key < ? ORDER BY key LIMIT 1",  # noqa: S608
                 (lower, upper),
             ).fetchone()
-            if row is None:
-                break
-            rest = row[0][len(prefix) :]
-            slash = rest.find("/")
-            if slash == -1:
-                out.append(rest)
-                lower, inclusive = row[0], False
-            else:
-                folder = rest[: slash + 1]
-                if not (after and folder == after):
-                    out.append(folder)
-                lower, inclusive = next_sibling(prefix + folder), True
-            if limit and len(out) >= limit:
-                break
-        return out
+            return None if row is None else str(row[0])
+
+        return await seek_children(prefix, after, limit, first_key)
 
     # --- writes -----------------------------------------------------------------------------------------------
 
