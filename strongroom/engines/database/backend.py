@@ -20,7 +20,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from strongroom.core.logical import InvalidRequest, LogicalError, Request
+from strongroom.core.logical import LogicalError, Request
 from strongroom.engines.database import (
     dynamic_roles,
     path_config_connection,
@@ -31,7 +31,7 @@ from strongroom.engines.database import (
     path_serviceaccounts,
     secret_creds,
 )
-from strongroom.engines.database.entries import Connection, Role, get_connection, get_role, put_connection
+from strongroom.engines.database.entries import Connection, Role, get_role, put_connection, require_connection
 from strongroom.engines.database.plugins import DatabasePlugin, PluginError, new_plugin
 from strongroom.engines.database.serviceaccounts import ServiceAccountCache
 from strongroom.framework import Backend, BackendContext
@@ -92,9 +92,7 @@ class DatabaseBackend(Backend):
             cached = self._plugins.get(name)
             if cached is not None:
                 return cached
-            conn = await get_connection(self.ctx.storage, name)
-            if conn is None:
-                raise InvalidRequest(f"database connection {name!r} is not configured")
+            conn = await require_connection(self.ctx.storage, name)
             plugin = new_plugin(conn.plugin_name)
             try:
                 if conn.pending_password:

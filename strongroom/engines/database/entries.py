@@ -66,6 +66,14 @@ async def get_connection(storage: BarrierView, name: str) -> Connection | None:
     return None if doc is None else Connection.from_json(doc)
 
 
+async def require_connection(storage: BarrierView, name: str) -> Connection:
+    """The stored connection; a request naming one that does not exist is the caller's mistake (400)."""
+    conn = await get_connection(storage, name)
+    if conn is None:
+        raise InvalidRequest(f"database connection {name!r} is not configured")
+    return conn
+
+
 async def put_connection(storage: BarrierView, conn: Connection) -> None:
     await storage.put_json(f"config/{conn.name}", asdict(conn))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from strongroom.core.logical import InvalidRequest, Operation, Request, Response
-from strongroom.engines.database.entries import get_connection
+from strongroom.engines.database.entries import require_connection
 from strongroom.engines.database.plugins import PluginError, new_plugin
 from strongroom.framework import Field, FieldData, FieldType, Path
 from strongroom.framework.path import generic_name
@@ -18,9 +18,7 @@ def paths(b: DatabaseBackend) -> list[Path]:
     async def reset(req: Request, fd: FieldData) -> Response | None:
         name = fd.get("name")
         async with b.lock(name):
-            conn = await get_connection(b.storage(req), name)
-            if conn is None:
-                raise InvalidRequest(f"database connection {name!r} is not configured")
+            conn = await require_connection(b.storage(req), name)
             await b.close_plugin(name)
             plugin = new_plugin(conn.plugin_name)
             try:

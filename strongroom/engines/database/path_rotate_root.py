@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from strongroom.core.logical import InvalidRequest, LogicalError, Operation, Request, Response
+from strongroom.core.logical import LogicalError, Operation, Request, Response
 from strongroom.engines.database import password as passwords
-from strongroom.engines.database.entries import get_connection, put_connection
+from strongroom.engines.database.entries import put_connection, require_connection
 from strongroom.engines.database.plugins import PluginError
 from strongroom.framework import Field, FieldData, FieldType, Path
 from strongroom.framework.path import generic_name
@@ -25,9 +25,7 @@ def paths(b: DatabaseBackend) -> list[Path]:
         name = fd.get("name")
         conn, plugin = await b.plugin(name)
         async with b.lock(name):
-            stored = await get_connection(b.storage(req), name)
-            if stored is None:
-                raise InvalidRequest(f"database connection {name!r} is not configured")
+            stored = await require_connection(b.storage(req), name)
             new_password = passwords.generate(stored.password_policy)
             # Stored first: if the server dies after the database accepted the new password but before the config
             # says so, the engine finds it again (see DatabaseBackend.plugin) instead of locking itself out.
