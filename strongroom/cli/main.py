@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import sys
@@ -42,11 +41,11 @@ def server(
         if dev:
             _logging(log_level or "info")
             opts = server_mod.DevOptions(dev_listen_address, dev_root_token_id, dev_storage)
-            asyncio.run(server_mod.run_dev(opts))
+            server_mod.run(server_mod.run_dev(opts))
         else:
             cfg = config_mod.load(config_path)
             _logging(log_level or cfg.log_level)
-            asyncio.run(server_mod.run_config(cfg))
+            server_mod.run(server_mod.run_config(cfg))
     except config_mod.ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
