@@ -308,24 +308,7 @@ class Core:
         return route.backend, route.entry
 
     def _lease_request(self, op: Operation, lease: Any, backend: Backend, entry: MountEntry) -> Request:
-        secret = Secret(
-            lease_type=lease.secret["lease_type"],
-            ttl=int(lease.secret.get("ttl", 0)),
-            max_ttl=int(lease.secret.get("max_ttl", 0)),
-            renewable=bool(lease.secret.get("renewable", True)),
-            internal_data=dict(lease.secret.get("internal_data", {})),
-            lease_id=lease.lease_id,
-        )
-        return Request(
-            operation=op,
-            path=lease.path[len(entry.route_path) :],
-            storage=backend.ctx.storage,
-            mount_point=entry.route_path,
-            mount_accessor=entry.accessor,
-            mount_type=entry.type,
-            secret=secret,
-            full_path=lease.path,
-        )
+        return secret_request(op, backend, entry, lease.to_secret(), lease.path)
 
     async def _revoke_lease(self, lease: Any) -> None:
         # A lease whose backend is gone cannot be proven revoked: raising keeps it listed as irrevocable and retried
@@ -503,6 +486,20 @@ class Core:
 
     def rekey_cancel(self) -> None:
         self.rekey = None
+
+
+def secret_request(op: Operation, backend: Backend, entry: MountEntry, secret: Secret, full_path: str) -> Request:
+    """The request a backend's SecretType callbacks (renew, revoke) receive for one of its credentials."""
+    return Request(
+        operation=op,
+        path=full_path[len(entry.route_path) :],
+        storage=backend.ctx.storage,
+        mount_point=entry.route_path,
+        mount_accessor=entry.accessor,
+        mount_type=entry.type,
+        secret=secret,
+        full_path=full_path,
+    )
 
 
 _DEFAULT_DESCRIPTIONS = {

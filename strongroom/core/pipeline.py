@@ -221,16 +221,9 @@ class Pipeline:
         stype = route.backend.secret_types.get(resp.secret.lease_type)
         if stype is None:
             return
-        revoke_req = Request(
-            operation=Operation.REVOKE,
-            path=req.path,
-            storage=req.storage,
-            mount_point=req.mount_point,
-            mount_accessor=req.mount_accessor,
-            mount_type=req.mount_type,
-            secret=resp.secret,
-            full_path=req.full_path,
-        )
+        from strongroom.core.core import secret_request
+
+        revoke_req = secret_request(Operation.REVOKE, route.backend, route.entry, resp.secret, req.full_path)
         try:
             await stype.revoke(revoke_req)
         except Exception as exc:
