@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from strongroom.framework.durations import parse_duration
+
 _TOP_KEYS = {
     "storage",
     "listener",
@@ -20,6 +22,7 @@ _TOP_KEYS = {
     "max_lease_ttl",
     "cluster_name",
     "pid_file",
+    "telemetry",
 }
 _LISTENER_KEYS = {
     "address",
@@ -29,7 +32,11 @@ _LISTENER_KEYS = {
     "tls_min_version",
     "max_request_size",
     "tls_client_ca_file",
+    "telemetry",
 }
+_TELEMETRY_KEYS = {"prometheus_retention_time", "disable_hostname"}
+_LISTENER_TELEMETRY_KEYS = {"unauthenticated_metrics_access"}
+PROMETHEUS_DEFAULT_RETENTION = 24 * 3600  # Vault's default once a telemetry stanza exists, and dev mode's
 _STORAGE_KEYS = {"sqlite": {"path"}, "postgresql": {"connection_url", "table", "ha_enabled"}}
 _LOG_LEVELS = {"trace", "debug", "info", "warn", "warning", "error"}
 
@@ -45,6 +52,8 @@ class Listener:
     tls_cert_file: str = ""
     tls_key_file: str = ""
     max_request_size: int = 32 * 1024 * 1024
+    # listener "tcp" { telemetry { unauthenticated_metrics_access = true } }: sys/metrics needs no token (nor unseal)
+    unauthenticated_metrics_access: bool = False
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -52,6 +61,15 @@ class Listener:
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"listener address {self.address!r} must be host:port")
         return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """The ``telemetry`` stanza. Without one, as in Vault, only the JSON format is served (retention 0: Prometheus
+    off); a stanza without ``prometheus_retention_time`` keeps Vault's default of 24h."""
+
+    prometheus_retention_time: int = 0
+    disable_hostname: bool = False
 
 
 @dataclass
@@ -63,6 +81,7 @@ class ServerConfig:
     ui: bool = False
     disable_mlock: bool = True
     log_level: str = "info"
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
 
 def _unquote(value: Any) -> Any:
@@ -160,6 +179,7 @@ def parse(text: str, *, filename: str = "config") -> ServerConfig:
             for f in (lst.tls_cert_file, lst.tls_key_file):
                 if not os.path.isfile(f):
                     raise ConfigError(f"{filename}: TLS file not found: {f}")
+        lst.unauthenticated_metrics_access = _listener_telemetry(filename, lbody.get("telemetry"))
         cfg.listeners.append(lst)
     cfg.api_addr = str(doc.get("api_addr", ""))
     cfg.ui = _bool("ui", doc.get("ui", False))
@@ -168,7 +188,47 @@ def parse(text: str, *, filename: str = "config") -> ServerConfig:
     if level not in _LOG_LEVELS:
         raise ConfigError(f"{filename}: log_level must be one of {', '.join(sorted(_LOG_LEVELS))}")
     cfg.log_level = level
+    if "telemetry" in doc:
+        cfg.telemetry = _telemetry(filename, doc["telemetry"])
     return cfg
+
+
+def _single_block(filename: str, name: str, raw: Any) -> dict[str, Any]:
+    # HCL gives a block as a one-element list, JSON as an object
+    items = raw if isinstance(raw, list) else [raw]
+    if len(items) != 1 or not isinstance(items[0], dict):
+        raise ConfigError(f"{filename}: only one {name} {{ ... }} block is permitted")
+    return items[0]
+
+
+def _telemetry(filename: str, raw: Any) -> Telemetry:
+    body = _single_block(filename, "telemetry", raw)
+    bad = sorted(set(body) - _TELEMETRY_KEYS)
+    if bad:
+        supported = ", ".join(sorted(_TELEMETRY_KEYS))
+        raise ConfigError(f"{filename}: unknown key(s) in telemetry: {', '.join(bad)} (supported: {supported})")
+    retention = PROMETHEUS_DEFAULT_RETENTION
+    if "prometheus_retention_time" in body:
+        try:
+            retention = parse_duration(body["prometheus_retention_time"])
+        except ValueError:
+            raise ConfigError(
+                f'{filename}: telemetry prometheus_retention_time must be a duration such as "24h" or 0'
+            ) from None
+    return Telemetry(
+        prometheus_retention_time=retention,
+        disable_hostname=_bool("telemetry disable_hostname", body.get("disable_hostname", False)),
+    )
+
+
+def _listener_telemetry(filename: str, raw: Any) -> bool:
+    if raw is None:
+        return False
+    body = _single_block(filename, 'listener "tcp" telemetry', raw)
+    bad = sorted(set(body) - _LISTENER_TELEMETRY_KEYS)
+    if bad:
+        raise ConfigError(f'{filename}: unknown key(s) in listener "tcp" telemetry: {", ".join(bad)}')
+    return _bool("unauthenticated_metrics_access", body.get("unauthenticated_metrics_access", False))
 
 
 def load(path: str) -> ServerConfig:

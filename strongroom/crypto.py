@@ -138,93 +138,108 @@ def b64encode(data: bytes) -> str:
 
 
 # --- Shamir secret sharing over GF(2^8) --------------------------------------------------------------------------
-# The field is GF(2^8) with the AES polynomial x^8+x^4+x^3+x+1; each secret byte gets its own random polynomial whose
-# constant term is that byte. A share is the polynomial values followed by its one-byte x coordinate (Vault's layout).
-
-_EXP = [0] * 512
-_LOG = [0] * 256
-
-
-def _init_tables() -> None:
-    x = 1
-    for i in range(255):
-        _EXP[i] = x
-        _LOG[x] = i
-        # multiply by the generator 3 = x + 1
-        x2 = x << 1
-        if x2 & 0x100:
-            x2 ^= 0x11B
-        x = x2 ^ x
-    for i in range(255, 512):
-        _EXP[i] = _EXP[i - 255]
-
-
-_init_tables()
+# Vault's scheme and layout: the field is GF(2^8) with the AES polynomial x^8+x^4+x^3+x+1 (0x11b); each secret byte gets
+# its own random polynomial whose constant term is that byte; a share is the polynomial values followed by its one-byte,
+# non-zero x coordinate. Field arithmetic on secret values is branch-free and table-free (masks over all eight bits,
+# inversion as a^254), so its timing does not depend on the secret; only the public x coordinates steer control flow.
 
 
 def _gf_mul(a: int, b: int) -> int:
-    if a == 0 or b == 0:
-        return 0
-    return _EXP[_LOG[a] + _LOG[b]]
+    """Product in GF(2^8): Russian-peasant multiplication, eight fixed rounds, masks instead of branches."""
+    r = 0
+    for i in (7, 6, 5, 4, 3, 2, 1, 0):
+        r = ((r << 1) & 0xFF) ^ (-(r >> 7) & 0x1B) ^ (-((b >> i) & 1) & a)
+    return r
+
+
+def _gf_inv(a: int) -> int:
+    """a^-1 = a^254 (Fermat) by a fixed chain of squarings and products; 0 maps to 0."""
+    b = _gf_mul(a, a)  # a^2
+    c = _gf_mul(a, b)  # a^3
+    b = _gf_mul(c, c)  # a^6
+    b = _gf_mul(b, b)  # a^12
+    c = _gf_mul(b, c)  # a^15
+    b = _gf_mul(b, b)  # a^24
+    b = _gf_mul(b, b)  # a^48
+    b = _gf_mul(b, c)  # a^63
+    b = _gf_mul(b, b)  # a^126
+    b = _gf_mul(a, b)  # a^127
+    return _gf_mul(b, b)  # a^254
 
 
 def _gf_div(a: int, b: int) -> int:
-    if b == 0:
-        raise ZeroDivisionError
-    if a == 0:
-        return 0
-    return _EXP[(_LOG[a] - _LOG[b]) % 255]
+    if b == 0:  # b is a difference of public x coordinates, never a secret
+        raise ZeroDivisionError("division by zero in GF(2^8)")
+    return _gf_mul(a, _gf_inv(b))
 
 
-def shamir_split(secret: bytes, shares: int, threshold: int) -> list[bytes]:
-    if not 1 <= threshold <= shares <= 255:
-        raise ValueError("need 1 <= threshold <= shares <= 255")
-    if not secret:
-        raise ValueError("cannot split an empty secret")
-    if shares == 1:
-        return [secret + b"\x01"] if threshold == 1 else []
+def _shuffled_x_coordinates() -> list[int]:
+    """1..255 in uniformly random order (Fisher-Yates with ``secrets``); x = 0 would be the secret itself."""
     xs = list(range(1, 256))
-    # distinct, non-zero x coordinates in random order
     for i in range(len(xs) - 1, 0, -1):
         j = secrets.randbelow(i + 1)
         xs[i], xs[j] = xs[j], xs[i]
-    xs = xs[:shares]
+    return xs
+
+
+def _evaluate(coefficients: list[int], x: int) -> int:
+    """Horner's rule: coefficients[0] is the constant term."""
+    y = 0
+    for c in reversed(coefficients):
+        y = _gf_mul(y, x) ^ c
+    return y
+
+
+def shamir_split(secret: bytes, shares: int, threshold: int) -> list[bytes]:
+    """Split into ``shares`` parts, any ``threshold`` of which recombine (Vault's ``shamir.Split``)."""
+    if shares < threshold:
+        raise ValueError("parts cannot be less than threshold")
+    if shares > 255:
+        raise ValueError("parts cannot exceed 255")
+    if threshold < 2:
+        raise ValueError("threshold must be at least 2")
+    if not secret:
+        raise ValueError("cannot split an empty secret")
+    xs = _shuffled_x_coordinates()[:shares]
     out = [bytearray(len(secret) + 1) for _ in range(shares)]
     for s, x in zip(out, xs, strict=True):
         s[-1] = x
     for idx, byte in enumerate(secret):
-        coeffs = [byte] + [secrets.randbelow(256) for _ in range(threshold - 1)]
+        coefficients = [byte] + [secrets.randbelow(256) for _ in range(threshold - 1)]
         for s, x in zip(out, xs, strict=True):
-            # Horner evaluation
-            y = 0
-            for c in reversed(coeffs):
-                y = _gf_mul(y, x) ^ c
-            s[idx] = y
+            s[idx] = _evaluate(coefficients, x)
     return [bytes(s) for s in out]
 
 
 def shamir_combine(parts: list[bytes]) -> bytes:
-    if len(parts) < 1:
-        raise ValueError("less than one part cannot be used to reconstruct the secret")
-    if len(parts) == 1:
-        return parts[0][:-1]
+    """Recombine parts made by :func:`shamir_split` (Lagrange interpolation at 0). Parts must have distinct, non-zero
+    x coordinates; with fewer parts than the threshold the result is a wrong value, not an error (as in Vault)."""
+    if len(parts) < 2:
+        raise ValueError("less than two parts cannot be used to reconstruct the secret")
     length = len(parts[0])
-    if length < 2 or any(len(p) != length for p in parts):
+    if length < 2:
+        raise ValueError("parts must be at least two bytes")
+    if any(len(p) != length for p in parts):
         raise ValueError("all parts must be the same length")
     xs = [p[-1] for p in parts]
-    if len(set(xs)) != len(xs) or 0 in xs:
+    if 0 in xs:
+        raise ValueError("invalid part: x coordinate zero")
+    if len(set(xs)) != len(xs):
         raise ValueError("duplicate part detected")
+    # The Lagrange basis at 0 depends only on the public x coordinates: compute it once, not once per byte.
+    basis = []
+    for i, xi in enumerate(xs):
+        num, den = 1, 1
+        for j, xj in enumerate(xs):
+            if i != j:
+                num = _gf_mul(num, xj)
+                den = _gf_mul(den, xi ^ xj)
+        basis.append(_gf_div(num, den))
     secret = bytearray(length - 1)
     for idx in range(length - 1):
         acc = 0
-        for i, xi in enumerate(xs):
-            # Lagrange basis at 0
-            num, den = 1, 1
-            for j, xj in enumerate(xs):
-                if i != j:
-                    num = _gf_mul(num, xj)
-                    den = _gf_mul(den, xi ^ xj)
-            acc ^= _gf_mul(parts[i][idx], _gf_div(num, den))
+        for part, weight in zip(parts, basis, strict=True):
+            acc ^= _gf_mul(part[idx], weight)
         secret[idx] = acc
     return bytes(secret)
 

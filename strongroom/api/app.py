@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,7 @@ from strongroom.api import http
 from strongroom.api.sys_special import SPECIAL
 from strongroom.core.logical import LogicalError, Operation
 from strongroom.core.pipeline import Incoming
+from strongroom.core.system.path_metrics import serve_unauthenticated as serve_unauthenticated_metrics
 
 if TYPE_CHECKING:
     from strongroom.core.core import Core
@@ -32,6 +34,8 @@ _SPECIAL_METHODS = {
     "sys/rekey/update": {"PUT", "POST"},
 }
 _AFTER = {"sys/seal", "sys/step-down"}
+# a snapshot to restore is a binary archive, not JSON (Vault's CLI and hvac post it as is)
+_RAW_BODY = {f"sys/storage/{p}snapshot{f}" for p in ("", "raft/") for f in ("", "-force")}
 
 
 Reply = tuple[int, bytes | None, str]  # status, body (None: empty), content type
@@ -40,9 +44,10 @@ Reply = tuple[int, bytes | None, str]  # status, body (None: empty), content typ
 class StrongroomApp:
     """Serves both ASGI (tests, embedding) and RSGI (Granian's native interface, used by the server for speed)."""
 
-    def __init__(self, core: Core, *, max_body: int = http.MAX_BODY) -> None:
+    def __init__(self, core: Core, *, max_body: int = http.MAX_BODY, unauthenticated_metrics: bool = False) -> None:
         self.core = core
         self.max_body = max_body
+        self.unauthenticated_metrics = unauthenticated_metrics  # the listener's telemetry stanza allows it
 
     # --- adapters -----------------------------------------------------------------------------------------------
 
@@ -66,7 +71,7 @@ class StrongroomApp:
         await http.send_reply(send, status, payload, ctype)
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
-        headers = {k.lower(): v for k, v in scope.headers.items()}
+        headers = http.rsgi_headers(scope.headers)
 
         async def body() -> bytes:
             return await http.read_rsgi_body(protocol, headers, self.max_body)
@@ -101,6 +106,8 @@ class StrongroomApp:
         body = await read_body()
 
         key = path.rstrip("/")
+        if key == "sys/metrics" and self.unauthenticated_metrics:
+            return serve_unauthenticated_metrics(self.core, method, query, headers)
         special = SPECIAL.get(key)
         if special is not None:
             if method not in _SPECIAL_METHODS[key]:
@@ -112,6 +119,8 @@ class StrongroomApp:
             return status, orjson.dumps(payload), "application/json"
 
         op = http.operation_for(method, query, headers)
+        if op is Operation.READ and query.get("help", "").lower() in ("1", "true"):
+            op = Operation.HELP  # Vault's path help: GET <path>?help=1
         if op is Operation.LIST:
             if not path.endswith("/"):
                 path += "/"
@@ -119,7 +128,12 @@ class StrongroomApp:
             # one spelling per resource: the ACL must see the same path the handler acts on ("sys/mounts/x/" is x)
             path = path[:-1]
         data: dict[str, Any]
-        if op in (Operation.UPDATE, Operation.PATCH):
+        if op is Operation.UPDATE and (
+            headers.get("content-type", "").startswith("application/ocsp-request") or key in _RAW_BODY
+        ):
+            # an OCSP request is DER, not JSON (RFC 6960 §A.1): passed on untouched, as Vault passes the raw body
+            data = {"http_raw_body": base64.b64encode(body).decode()}
+        elif op in (Operation.UPDATE, Operation.PATCH):
             data = http.parse_json_object(body)
         else:
             data = {k: v for k, v in query.items() if k != "list"}

@@ -47,11 +47,14 @@ async def seal_status(core: Core) -> dict[str, Any]:
 async def _init(core: Core, method: str, data: dict[str, Any], query: dict[str, str]) -> tuple[int, dict[str, Any]]:
     if method == "GET":
         return 200, {"initialized": await core.initialized()}
-    if data.get("pgp_keys") or data.get("root_token_pgp_key"):
-        raise InvalidRequest("PGP-encrypted key shares are not supported by this server")
     if "secret_shares" not in data or "secret_threshold" not in data:
         raise InvalidRequest("secret_shares and secret_threshold are required")
-    result = await core.initialize(data["secret_shares"], data["secret_threshold"])
+    result = await core.initialize(
+        data["secret_shares"],
+        data["secret_threshold"],
+        pgp_keys=data.get("pgp_keys"),
+        root_token_pgp_key=data.get("root_token_pgp_key"),
+    )
     return 200, result
 
 
@@ -137,12 +140,10 @@ async def _generate_root_attempt(
     if method == "DELETE":
         core.generate_root_cancel()
         return 204, None
-    if data.get("pgp_key"):
-        raise InvalidRequest("PGP-encrypted root tokens are not supported by this server; use an OTP")
-    otp = data.get("otp", "")
+    otp = data.get("otp") or ""
     if not isinstance(otp, str):
         raise InvalidRequest("'otp' must be a string")
-    return 200, await core.generate_root_start(otp)
+    return 200, await core.generate_root_start(otp, data.get("pgp_key"))
 
 
 async def _generate_root_update(
@@ -165,9 +166,11 @@ async def _rekey_init(
     if method == "DELETE":
         core.rekey_cancel()
         return 204, None
-    if data.get("pgp_keys") or data.get("backup") or data.get("require_verification"):
-        raise InvalidRequest("PGP key backup and rekey verification are not supported by this server")
-    return 200, await core.rekey_start(data.get("secret_shares"), data.get("secret_threshold"))
+    if data.get("require_verification"):
+        raise InvalidRequest("rekey verification is not supported by this server")
+    return 200, await core.rekey_start(
+        data.get("secret_shares"), data.get("secret_threshold"), data.get("pgp_keys"), data.get("backup") or False
+    )
 
 
 async def _rekey_update(

@@ -18,6 +18,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from strongroom import crypto
@@ -26,6 +27,7 @@ from strongroom.audit.device import MAC_PURPOSE, Device, DeviceConfigError, Devi
 from strongroom.audit.file import FileDevice
 from strongroom.audit.socket import SocketDevice
 from strongroom.core.logical import InvalidRequest
+from strongroom.core.metrics import DETACHED, Metrics
 
 if TYPE_CHECKING:
     from strongroom.core.barrier import BarrierView
@@ -61,8 +63,9 @@ class _Enabled:
 
 
 class AuditBroker:
-    def __init__(self, view: BarrierView) -> None:
+    def __init__(self, view: BarrierView, metrics: Metrics = DETACHED) -> None:
         self.view = view
+        self.metrics = metrics
         self._devices: dict[str, _Enabled] = {}
         self._lock = asyncio.Lock()
         self._saved: dict[str, Any] = {}
@@ -246,7 +249,8 @@ class AuditBroker:
             return
         now = entries.rfc3339_nano()
         await self._fan_out(
-            lambda e: entries.response_entry(ctx, response, error, e.hasher, e.device.hmac_accessor, now, e.memo_key)
+            lambda e: entries.response_entry(ctx, response, error, e.hasher, e.device.hmac_accessor, now, e.memo_key),
+            response=True,
         )
 
     async def log_event(self, source: str, event: dict[str, Any], request_id: str = "") -> None:
@@ -255,18 +259,23 @@ class AuditBroker:
         doc = entries.event_entry(source, event, request_id)
         await self._fan_out(lambda _e: doc)
 
-    async def _fan_out(self, build: Callable[[_Enabled], dict[str, Any]]) -> None:
+    async def _fan_out(self, build: Callable[[_Enabled], dict[str, Any]], response: bool = False) -> None:
+        started = perf_counter()
         recorded = 0
         for enabled in list(self._devices.values()):
             if not enabled.key:
+                self.metrics.audit_device_failed(enabled.device.path)
                 continue
             try:
                 await enabled.device.write(build(enabled))
                 recorded += 1
             except DeviceWriteError as e:
                 log.error("audit device %s failed to record an entry: %s", enabled.device.path, e.strerror)
+                self.metrics.audit_device_failed(enabled.device.path)
             except Exception:  # noqa: BLE001 - any device failure must surface as AuditFailure, never skip audit
                 log.exception("audit device %s failed to record an entry", enabled.device.path)
+                self.metrics.audit_device_failed(enabled.device.path)
+        self.metrics.audit_logged(response, started, recorded > 0)
         if not recorded:
             raise AuditFailure()
 

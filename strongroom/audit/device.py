@@ -8,6 +8,10 @@ SHA-256 needs no key, so someone who can write the file could recompute the whol
 therefore ends with ``mac``: an HMAC, under a key derived from the device's key (behind the barrier), of the SHA-256 of
 the line as it reads without ``mac``. Only the server can check it (``sys/audit-chain/<path>``); checking the *last*
 line authenticates the whole file, because every line's ``prev_hash`` commits to everything before it.
+
+A crash (or a full disk) mid-write can leave a torn last line. A device that finds one when it opens writes a
+``chain-resumed`` entry (:func:`resumed_entry`): it takes the torn line's seq, chains from the last good line and names
+the torn bytes by their SHA-256, so ``audit verify`` skips exactly that line, says so, and checks everything after it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from strongroom import crypto
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
+CHAIN_RESUMED = "chain-resumed"
 MAC_PURPOSE = "strongroom audit chain mac"
 _MAC_PREFIX = b',"mac":"hmac-sha256:'
 # ``,"mac":"hmac-sha256:`` + 64 hex digits + ``"}``
@@ -64,6 +69,17 @@ def seq_of(line: bytes) -> int | None:
     if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0:
         return seq
     return None
+
+
+def resumed_entry(torn_seq: int, torn: bytes, now: str) -> dict[str, Any]:
+    """The entry that follows a torn line (``torn``: its bytes without newline), which was to be ``torn_seq``."""
+    return {
+        "time": now,
+        "type": CHAIN_RESUMED,
+        "torn_seq": torn_seq,
+        "torn_sha256": hashlib.sha256(torn).hexdigest(),
+        "torn_length": len(torn),
+    }
 
 
 def unsigned(line: bytes) -> tuple[bytes, str] | None:
@@ -115,8 +131,9 @@ class Chain:
     def resume(self, last_lines: list[bytes]) -> None:
         """Continue after the last lines of an existing log (newlines stripped).
 
-        The hash always anchors on the physically last line, even one that is no chain entry (half a line after a
-        crash), so ``audit verify`` reports that line rather than a silent restart of the chain.
+        The hash anchors on the physically last line given, even one that is no chain entry, so ``audit verify``
+        reports that line rather than a silent restart of the chain. (The file device leaves a torn last line out
+        and records a ``chain-resumed`` entry for it instead.)
         """
         if last_lines:
             self.prev_hash = hashlib.sha256(last_lines[-1]).hexdigest()

@@ -10,6 +10,9 @@ Writes happen on the event loop without awaiting, under a thread lock, so two re
 ``seq``/``prev_hash`` assignment. Before each write the device checks that its path still names the file it holds
 open: a rotated or deleted file is reopened (the chain continues), and a path that can no longer be opened (replaced
 by a directory, parent removed, disk full, read-only) makes the write fail, so the broker fails closed.
+
+A torn last line (a crash or a full disk mid-write) is found whenever the file is opened: the chain continues from
+the last good line, and the first line written is a ``chain-resumed`` entry naming the torn seq (see ``device.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import threading
 import time
 from typing import Any
 
-from strongroom.audit.device import Device, DeviceConfigError, DeviceWriteError
+from strongroom.audit.device import Device, DeviceConfigError, DeviceWriteError, resumed_entry, seq_of
+from strongroom.audit.entry import rfc3339_nano
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +86,13 @@ class FileDevice(Device):
                 if self.mode and stat.S_IMODE(st.st_mode) != self.mode:
                     os.fchmod(fd, self.mode)
                 tail = _last_lines(self.file_path, st.st_size)
-                if tail and not tail[-1].endswith(b"\n"):
-                    # A crash or a full disk left half a line: new entries must start on a line of their own, and
-                    # the broken line stays visible to ``audit verify``.
-                    os.write(fd, b"\n")
+                torn = tail[-1] if tail and seq_of(tail[-1].rstrip(b"\r\n")) is None else None
                 if not self._resumed:
-                    self.chain.resume([t.rstrip(b"\n") for t in tail])
+                    self.chain.resume([t.rstrip(b"\n") for t in (tail[:-1] if torn is not None else tail)])
+                if torn is not None:
+                    self._record_resume(fd, torn)
+                elif tail and not tail[-1].endswith(b"\n"):
+                    os.write(fd, b"\n")  # a whole entry that lost only its newline: the next starts a line of its own
             else:
                 self.chain.apply_floor()
             self._resumed = True
@@ -96,6 +101,21 @@ class FileDevice(Device):
             raise DeviceWriteError(e.errno, f"cannot open audit file {self.file_path}: {e.strerror}") from None
         self._fd = fd
         self._ident = (st.st_dev, st.st_ino)
+
+    def _record_resume(self, fd: int, torn: bytes) -> None:
+        """End the torn line and write the ``chain-resumed`` entry for it, chained from the last good line."""
+        torn_seq = self.chain.seq + 1
+        line = self.chain.line(resumed_entry(torn_seq, torn.rstrip(b"\r\n"), rfc3339_nano()))
+        _write_all(fd, (b"" if torn.endswith(b"\n") else b"\n") + line + b"\n")
+        if self.fsync != "never":
+            os.fsync(fd)
+        self.chain.advance(line)
+        log.warning(
+            "audit file %s ended in a torn line (seq %d, %d bytes); the chain resumes after the last good line",
+            self.file_path,
+            torn_seq,
+            len(torn),
+        )
 
     def _close_fd(self) -> None:
         if self._fd > 2:

@@ -9,6 +9,12 @@ What a chain alone cannot show: lines cut off the *end* of a file, or a file rew
 recomputed chain (SHA-256 needs no key). For those, ``strongroom audit verify --device`` asks the server: the last
 line's ``mac`` (which only the server can compute) authenticates the whole file, and the device's head (``seq`` and
 ``hash`` of the last line written) shows lines cut off the end.
+
+Two things a healthy server leaves behind are accepted, and reported as findings rather than failures: a torn line
+(crash mid-write) directly followed by the ``chain-resumed`` entry the device wrote for it on its next start (the
+entry takes the torn line's seq, chains from the line before it and names the torn bytes' SHA-256: "truncated at seq
+N, resumed"), and an exact duplicate of the previous line, which a socket device's receiver may get when a line is
+re-sent after a reconnect ("duplicate of seq N ignored").
 """
 
 from __future__ import annotations
@@ -16,12 +22,12 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 
 import orjson
 
-from strongroom.audit.device import GENESIS, unsigned
+from strongroom.audit.device import CHAIN_RESUMED, GENESIS, unsigned
 
 # How far ahead to look for a missing seq before calling it removed rather than moved.
 _LOOKAHEAD = 1000
@@ -40,11 +46,13 @@ class VerifyResult:
     # the last line's MAC and the SHA-256 of the line without it: the server can authenticate the file with these
     last_unsigned_sha256: str = ""
     last_mac: str = ""
+    # accepted irregularities, one sentence each: a torn line the server resumed after, a re-sent duplicate
+    findings: list[str] = field(default_factory=list)
 
     def message(self) -> str:
         if self.ok:
             span = f" (seq {self.first_seq}..{self.last_seq})" if self.entries else ""
-            return f"{self.entries} entries{span}, chain intact"
+            return f"{self.entries} entries{span}, chain intact" + "".join(f"; {f}" for f in self.findings)
         return self.problem
 
 
@@ -55,6 +63,7 @@ class _Line:
     seq: int | None
     prev_hash: str | None
     complete: bool
+    resumed: tuple[int, str] | None = None  # a chain-resumed entry: (torn_seq, torn_sha256)
 
 
 def _parse(number: int, raw: bytes) -> _Line:
@@ -70,7 +79,12 @@ def _parse(number: int, raw: bytes) -> _Line:
         s, p = doc.get("seq"), doc.get("prev_hash")
         if isinstance(s, int) and not isinstance(s, bool) and isinstance(p, str):
             seq, prev = s, p
-    return _Line(number, body, seq, prev, complete)
+    line = _Line(number, body, seq, prev, complete)
+    if seq is not None and isinstance(doc, dict) and doc.get("type") == CHAIN_RESUMED:
+        torn_seq, torn_hash = doc.get("torn_seq"), doc.get("torn_sha256")
+        if isinstance(torn_seq, int) and not isinstance(torn_seq, bool) and isinstance(torn_hash, str):
+            line.resumed = (torn_seq, torn_hash)
+    return line
 
 
 def _lines(stream: IO[bytes]) -> Iterator[_Line]:
@@ -114,8 +128,20 @@ def verify_stream(
         if not cur.raw.strip():
             return fail(cur, f"line {cur.number}: empty line: a line was removed or edited")
         if cur.seq is None or cur.prev_hash is None:
+            nxt = next_line()
+            if nxt is not None and _resumes_after(cur, nxt, prev, result.last_hash, partial):
+                assert nxt.seq is not None
+                result.findings.append(f"line {cur.number}: truncated at seq {nxt.seq}, resumed")
+                ahead.appendleft(nxt)
+                continue
+            if nxt is not None:
+                ahead.appendleft(nxt)
             what = "incomplete (truncated)" if not cur.complete else "not a valid audit chain entry"
             return fail(cur, f"line {cur.number}: {what}: the line was edited or inserted")
+        if prev is not None and cur.raw == prev.raw:
+            # a re-sent line (socket device after a reconnect): same bytes, so it adds and hides nothing
+            result.findings.append(f"line {cur.number}: duplicate of seq {cur.seq} ignored")
+            continue
         cur_hash = hashlib.sha256(cur.raw).hexdigest()
         if prev is None:
             if not partial and (cur.seq != 1 or cur.prev_hash != GENESIS):
@@ -169,6 +195,19 @@ def verify_stream(
                 "or the log was rewritten from there on"
             )
     return result
+
+
+def _resumes_after(torn: _Line, nxt: _Line, prev: _Line | None, last_hash: str, partial: bool) -> bool:
+    """Whether ``nxt`` is the chain-resumed entry a device wrote for exactly this torn line, in its place."""
+    if nxt.resumed is None or nxt.seq is None:
+        return False
+    torn_seq, torn_sha256 = nxt.resumed
+    if torn_seq != nxt.seq or torn_sha256 != hashlib.sha256(torn.raw).hexdigest():
+        return False
+    if prev is None:
+        return partial or (nxt.seq == 1 and nxt.prev_hash == GENESIS)
+    assert prev.seq is not None
+    return nxt.seq == prev.seq + 1 and nxt.prev_hash == last_hash
 
 
 def verify_file(

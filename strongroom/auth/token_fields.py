@@ -111,7 +111,13 @@ class TokenParams:
         if self.token_max_ttl and self.token_ttl > self.token_max_ttl:
             raise InvalidRequest("'token_ttl' cannot be greater than 'token_max_ttl'")
         if self.token_type in ("batch", "default-batch") and self.token_period:
-            raise InvalidRequest("'token_type' 'batch' cannot be used with 'token_period'")
+            raise InvalidRequest(
+                "'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens"
+            )
+        if self.token_type in ("batch", "default-batch") and self.token_num_uses:
+            raise InvalidRequest(
+                "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with num uses"
+            )
 
     def response_data(self) -> dict[str, Any]:
         """The role read shape: every token_* field plus the deprecated aliases Vault still echoes."""

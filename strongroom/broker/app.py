@@ -87,6 +87,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(rf"/v1/requests/{_ID}/cancel"), "cancel"),
     ("POST", re.compile(rf"/v1/requests/{_ID}/revoke"), "revoke"),
     ("POST", re.compile(r"/v1/break-glass"), "break_glass"),
+    ("GET", re.compile(r"/v1/audit/head"), "audit_head"),
+    ("POST", re.compile(r"/v1/audit/head"), "audit_check"),
 ]
 _PUBLIC = {"discovery", "jwks", "health"}
 
@@ -185,4 +187,12 @@ class BrokerApp:
             return 200, {"request": (await broker.revoke(who, rid, body.get("comment"))).to_dict()}
         if name == "break_glass":
             return 201, await broker.break_glass(who, body.get("kind"), body.get("reason"))
+        if name == "audit_head":
+            head = self.runtime.log.head()
+            return 200, {"head": {"seq": head.seq, "hash": head.hash}}
+        if name == "audit_check":
+            line_sha256, mac = body.get("line_sha256"), body.get("mac")
+            if not isinstance(line_sha256, str) or not isinstance(mac, str):
+                raise _HttpError(400, "line_sha256 and mac are required strings")
+            return 200, {"valid": self.runtime.log.vouches_for(line_sha256, mac)}
         raise _HttpError(404, "unsupported path")

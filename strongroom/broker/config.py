@@ -14,6 +14,7 @@ Example::
     audience = "strongroom-mpa"
     jwks_url = "https://idp.example.com/.well-known/jwks.json"
     groups_claim = "groups"
+    person_claim = "employee_id"           # the same for all of one human's accounts; required in production
 
     [strongroom]
     addr = "https://strongroom.example.com"
@@ -81,6 +82,7 @@ class IdpConfig:
     jwks_url: str
     groups_claim: str = "groups"
     algorithms: tuple[str, ...] = ("RS256", "ES256")
+    person_claim: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,30 @@ def _kind(name: str, raw: dict[str, Any]) -> KindConfig:
     )
 
 
+# Claims that name an account, not a human: one person with two accounts has two of each.
+_ACCOUNT_CLAIMS = {"sub", "email", "name", "preferred_username", "upn", "oid", "jti"}
+
+
+def _person_claim(idp: dict[str, Any], production: bool) -> str:
+    """The claim that says which human an account belongs to, used for "the same person" in every review check.
+
+    Without it the broker can only compare subjects and emails, so one person with two IdP accounts could approve
+    their own request: a production broker refuses to start without one.
+    """
+    claim = idp.get("person_claim", "")
+    if not isinstance(claim, str):
+        raise ConfigError("idp.person_claim must be the name of a claim")
+    claim = claim.strip()
+    if claim in _ACCOUNT_CLAIMS or (claim and claim == idp.get("groups_claim", "groups")):
+        raise ConfigError(f"idp.person_claim = {claim!r} names an account, not a person: use a claim that all of "
+                          "one human's accounts share, such as an HR employee id")
+    if production and not claim:
+        raise ConfigError("idp.person_claim is required in production: without a claim that all of one human's "
+                          "accounts share (e.g. an HR employee id), approvers cannot be resolved to people, and one "
+                          "person with two IdP accounts could approve their own request")
+    return claim
+
+
 def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> BrokerConfig:
     base = base_dir or Path.cwd()
 
@@ -193,6 +219,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> BrokerCon
         for name, url in (("broker.public_url", public_url), ("idp.jwks_url", idp["jwks_url"])):
             if not url.startswith("https://"):
                 raise ConfigError(f"{name} must be an https:// URL in production")
+    person_claim = _person_claim(idp, production is not False)
     algorithm = broker.get("oidc_algorithm", "RS256")
     if algorithm not in ("RS256", "ES256"):
         raise ConfigError("broker.oidc_algorithm must be RS256 or ES256")
@@ -204,7 +231,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> BrokerCon
         production=production is not False,
         idp=IdpConfig(
             issuer=idp["issuer"], audience=idp["audience"], jwks_url=idp["jwks_url"],
-            groups_claim=idp.get("groups_claim", "groups"),
+            groups_claim=idp.get("groups_claim", "groups"), person_claim=person_claim,
         ),
         seed=SeedConfig(file=path(seed["file"]), kek_file=path(seed["kek_file"]), attestor=attestor,
                         insecure=seed.get("insecure") is True),

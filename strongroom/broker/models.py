@@ -13,33 +13,38 @@ EXPIRED = "expired"
 CANCELLED = "cancelled"
 REVOKED = "revoked"
 STATES = (PENDING, APPROVED, FETCHED, DENIED, EXPIRED, CANCELLED, REVOKED)
-FINAL = (DENIED, EXPIRED, CANCELLED, REVOKED)
 
 
 @dataclass(frozen=True)
 class Identity:
-    """A person as the company IdP asserts them; (issuer, subject) is who they are, the rest is display and policy."""
+    """An IdP account as the company IdP asserts it; (issuer, subject) is the account, the rest is display and policy.
+
+    ``person`` is the configured person claim (an HR id shared by all of one human's accounts): with it, two accounts
+    of one human are recognised as the same person even when their subjects and emails differ.
+    """
 
     issuer: str
     subject: str
     name: str = ""
     email: str = ""
     groups: tuple[str, ...] = ()
-
-    @property
-    def display(self) -> str:
-        return self.email or self.name or self.subject
+    person: str = ""
 
     def same_person(self, other: dict[str, Any] | Identity) -> bool:
         o = other if isinstance(other, dict) else asdict(other)
         if (self.issuer, self.subject) == (o.get("issuer"), o.get("subject")):
+            return True
+        if self.person and self.person == str(o.get("person") or ""):
             return True
         # A second account carrying the same mailbox is the same human, whatever its subject says.
         mine, theirs = self.email.strip().lower(), str(o.get("email") or "").strip().lower()
         return bool(mine) and mine == theirs
 
     def ref(self) -> dict[str, str]:
-        return {"issuer": self.issuer, "subject": self.subject, "name": self.name, "email": self.email}
+        ref = {"issuer": self.issuer, "subject": self.subject, "name": self.name, "email": self.email}
+        if self.person:
+            ref["person"] = self.person
+        return ref
 
 
 @dataclass

@@ -47,8 +47,11 @@ class OidcIssuer:
         self.kid = _b64url(hashlib.sha256(spki).digest())
 
     def jwks(self) -> dict[str, Any]:
-        algo = jwt.algorithms.RSAAlgorithm if self.algorithm == "RS256" else jwt.algorithms.ECAlgorithm
-        jwk = algo.to_jwk(self._key.public_key(), as_dict=True)
+        public = self._key.public_key()
+        if isinstance(public, rsa.RSAPublicKey):
+            jwk = jwt.algorithms.RSAAlgorithm.to_jwk(public, as_dict=True)
+        else:
+            jwk = jwt.algorithms.ECAlgorithm.to_jwk(public, as_dict=True)
         jwk.update({"kid": self.kid, "use": "sig", "alg": self.algorithm})
         return {"keys": [jwk]}
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from strongroom import backoff
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,7 @@ class RetryQueue:
             except Exception as exc:  # any failure of the receiver is retried; none may escape into the broker
                 problem = type(exc).__name__
                 log.warning("%s delivery failed (attempt %d): %s", self.name, attempt + 1, problem)
-            delay = min(self._max, self._base * 2**attempt) * (0.5 + random.random() / 2)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(backoff.delay(attempt, base=self._base, cap=self._max))
         self.failed += 1
         if self._on_give_up:
             self._on_give_up(item, problem)

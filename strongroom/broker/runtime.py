@@ -54,7 +54,7 @@ class BrokerRuntime:
             StrongroomClient(config.strongroom_addr, seed.strongroom_token, client=self.http)
             if config.strongroom_addr and seed.strongroom_token else None
         )
-        self.log = HashChainLog(config.audit_log)
+        self.log = HashChainLog(config.audit_log, seed.audit_mac_key)
         self.slack_queue = RetryQueue("slack", SlackNotifier(self.http).post, base_delay=retry_base_delay,
                                       on_give_up=lambda item, why: self.events.delivery_failed("slack", why))
         self.forward_queue = (

@@ -1,11 +1,12 @@
 """The broker's seed keys, sealed so that only an attested, allowed build can open them.
 
 The sealed file holds a policy (the allowed image measurements) and the seed (the OIDC signing key, the broker's
-Strongroom token) encrypted with AES-256-GCM under a key-encryption key, with the policy as associated data: editing
-the allowed list on disk breaks decryption. ``KeyRelease`` plays the part KMS plays for a Nitro enclave: it holds the
-key-encryption key and opens the seed only for a verified attestation document whose PCR0 is allowed and whose nonce
-is the one it issued. The list changes only through ``allow_measurement`` with a broker-deploy grant — a token signed
-by the sealed OIDC key itself, naming two distinct approvers — so no single engineer can bless a new build.
+Strongroom token, the key that MACs the broker's audit log) encrypted with AES-256-GCM under a key-encryption key,
+with the policy as associated data: editing the allowed list on disk breaks decryption. ``KeyRelease`` plays the
+part KMS plays for a Nitro enclave: it holds the key-encryption key and opens the seed only for a verified
+attestation document whose PCR0 is allowed and whose nonce is the one it issued. The list changes only through
+``allow_measurement`` with a broker-deploy grant — a token signed by the sealed OIDC key itself, naming two distinct
+approvers — so no single engineer can bless a new build.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ _AAD = b"strongroom-broker-seed/v1\n"
 def seed_from(data: object) -> SeedKeys:
     if not isinstance(data, dict) or not isinstance(data.get("oidc_private_key_pem"), str):
         raise SeedSealed("the released seed is not in the expected format")
-    return SeedKeys(oidc_private_key_pem=data["oidc_private_key_pem"], strongroom_token=data.get("strongroom_token"))
+    audit_key = data.get("audit_key")
+    if audit_key is not None and (not isinstance(audit_key, str) or len(audit_key) != 2 * crypto.KEY_BYTES):
+        raise SeedSealed("the released seed's audit key is not in the expected format")
+    return SeedKeys(oidc_private_key_pem=data["oidc_private_key_pem"], strongroom_token=data.get("strongroom_token"),
+                    audit_key=audit_key)
 
 
 class SeedSealed(Exception):
@@ -46,9 +51,21 @@ class SeedSealed(Exception):
 class SeedKeys:
     oidc_private_key_pem: str
     strongroom_token: str | None = None
+    audit_key: str | None = None  # hex; MACs the broker's audit log
 
     def __repr__(self) -> str:
         return "SeedKeys(<sealed material>)"
+
+    @property
+    def audit_mac_key(self) -> bytes:
+        """The audit log's key; a seed sealed before it had one derives it from its (equally sealed) OIDC key."""
+        if self.audit_key:
+            return bytes.fromhex(self.audit_key)
+        return crypto.derive_key(self.oidc_private_key_pem.encode(), "strongroom broker audit key")
+
+
+def new_seed(oidc_private_key_pem: str, strongroom_token: str | None = None) -> SeedKeys:
+    return SeedKeys(oidc_private_key_pem, strongroom_token, crypto.random_hex(crypto.KEY_BYTES))
 
 
 def _aad(policy: dict[str, Any]) -> bytes:

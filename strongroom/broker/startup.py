@@ -12,7 +12,7 @@ import logging
 
 from strongroom.broker.attestation.local import LocalAttestor
 from strongroom.broker.attestation.nsm import NitroAttestor
-from strongroom.broker.audit_log import HashChainLog
+from strongroom.broker.audit_log import AuditWriteError, HashChainLog
 from strongroom.broker.build import build_artifact, measurement
 from strongroom.broker.config import BrokerConfig
 from strongroom.broker.events import EventSink
@@ -32,7 +32,9 @@ def make_attestor(config: BrokerConfig) -> LocalAttestor | NitroAttestor:
 
 def unseal(config: BrokerConfig, attestor: LocalAttestor | NitroAttestor | None = None) -> tuple[SeedKeys, str]:
     """(seed keys, measurement) or SeedSealed; either way the outcome is in the audit log."""
-    events = EventSink(HashChainLog(config.audit_log), clock=lambda: dt.datetime.now(dt.UTC).timestamp())
+    # No audit key before the seed opens: only the refusal below may be written unMAC'd (see audit_log).
+    audit = HashChainLog(config.audit_log)
+    events = EventSink(audit, clock=lambda: dt.datetime.now(dt.UTC).timestamp())
     try:
         attestor = attestor or make_attestor(config)
         release = KeyRelease(read_kek(config.seed.kek_file), attestor.roots)
@@ -44,6 +46,10 @@ def unseal(config: BrokerConfig, attestor: LocalAttestor | NitroAttestor | None 
     except Exception as exc:  # whatever goes wrong, the seed stays sealed and the refusal is recorded
         events.emit("seed-release-refused", None, None, details={"why": str(exc)}, critical=True)
         raise SeedSealed(str(exc)) from None
+    try:
+        audit.set_key(seed.audit_mac_key)
+    except AuditWriteError as exc:
+        raise SeedSealed(str(exc)) from None  # the CLI's "refusing to serve: …"
     events.emit("seed-released", None, None, details={"measurement": doc.measurement, "module_id": doc.module_id,
                                                       "attestor": attestor.kind})
     return seed, doc.measurement

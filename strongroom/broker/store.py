@@ -78,7 +78,7 @@ class _SqlStore:
         return _decode(bytes(row[0]), row[1]) if row else None
 
     def list(self, states: tuple[str, ...] | None = None, limit: int = 500) -> list[MpaRequest]:
-        sql, args = "SELECT doc, version FROM mpa_requests", []
+        sql, args = "SELECT doc, version FROM mpa_requests", list[Any]()
         if states:
             clause, args = self._states_clause(states)
             sql += clause

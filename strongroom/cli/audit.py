@@ -42,6 +42,9 @@ def verify(
 ) -> None:
     """Check FILE's hash chain; report the first line that was removed, edited, inserted or reordered.
 
+    A torn line the server resumed after (crash mid-write) and an exact duplicate of the previous line (a re-send)
+    are reported too, as findings: they do not fail the check.
+
     With --device, the server also authenticates the last line (its mac needs a key only the server holds, and the
     chain ties every earlier line to it) and checks that no lines were cut off the end.
     """
@@ -86,6 +89,7 @@ def verify(
                     "seq": result.seq,
                     "problem": result.problem or None,
                     "authenticated": authenticated,
+                    "findings": result.findings,
                 }
             ).decode()
         )

@@ -12,7 +12,7 @@ from strongroom import __version__
 from strongroom.cli.api_client import ApiClient, ApiError, api_client_options
 
 # command groups contributed by other modules; each exposes register(cli)
-_GROUP_MODULES = ("operator", "audit", "secret", "mpa", "lint", "auth_cassandra", "proxy")
+_GROUP_MODULES = ("operator", "audit", "secret", "mpa", "lint", "auth_cassandra", "proxy", "kms_plugin")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,8 +28,15 @@ def cli() -> None:
 @click.option("--dev-storage", default="", help="SQLite file for dev mode (default: a new temporary folder).")
 @click.option("--config", "config_path", default="", help="Server configuration file (Vault's HCL format).")
 @click.option("--log-level", default="", help="trace, debug, info, warn or error.")
+@click.option("--check", is_flag=True, help="Validate --config FILE and exit; start nothing.")
 def server(
-    dev: bool, dev_listen_address: str, dev_root_token_id: str, dev_storage: str, config_path: str, log_level: str
+    dev: bool,
+    dev_listen_address: str,
+    dev_root_token_id: str,
+    dev_storage: str,
+    config_path: str,
+    log_level: str,
+    check: bool,
 ) -> None:
     """Run a Strongroom server."""
     from strongroom import config as config_mod
@@ -37,8 +44,12 @@ def server(
 
     if dev == bool(config_path):
         raise click.UsageError("give exactly one of --dev or --config FILE")
+    if check and dev:
+        raise click.UsageError("--check validates a --config FILE")
     try:
-        if dev:
+        if check:
+            click.echo(server_mod.check_config(config_mod.load(config_path)))
+        elif dev:
             _logging(log_level or "info")
             opts = server_mod.DevOptions(dev_listen_address, dev_root_token_id, dev_storage)
             server_mod.run(server_mod.run_dev(opts))

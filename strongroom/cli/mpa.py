@@ -215,6 +215,22 @@ def break_glass_cmd(client: Any, kind: str, reason: str) -> None:
                err=True)
 
 
+@mpa.command("audit-verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.pass_obj
+def audit_verify_cmd(client: Any, file: str) -> None:
+    """Check a copy of the broker's audit log: its chain, its end, and (by the broker, which holds the key) its MAC."""
+    from strongroom.broker.audit_log import Head, verify_with_broker
+
+    c = client()
+    raw = c.call("GET", "/v1/audit/head")["head"]
+    ok, message = verify_with_broker(
+        Path(file).read_bytes().splitlines(), Head(int(raw["seq"]), str(raw["hash"])),
+        lambda sha, mac: bool(c.call("POST", "/v1/audit/head", {"line_sha256": sha, "mac": mac}).get("valid")))
+    click.echo(message if ok else f"audit chain broken: {message}", err=not ok)
+    sys.exit(0 if ok else 1)
+
+
 @click.group("broker", invoke_without_command=True)
 @click.option("--config", "config_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Broker configuration (TOML); with no subcommand, serve it.")
@@ -269,13 +285,13 @@ def seal_seed_cmd(config_file: str, measurements: tuple[str, ...], strongroom_to
     """First-time setup: create the OIDC signing key and seal it (with the Strongroom token) for allowed builds."""
     from strongroom.broker.config import load_config
     from strongroom.broker.oidc import generate_signing_key
-    from strongroom.broker.seed import SeedKeys, read_kek, seal_seed, write_sealed
+    from strongroom.broker.seed import new_seed, read_kek, seal_seed, write_sealed
 
     config = load_config(config_file)
     if Path(config.seed.file).exists():
         raise click.ClickException("a sealed seed already exists; changing builds goes through a broker-deploy request")
     token = Path(strongroom_token_file).read_text().strip() if strongroom_token_file else None
-    seed = SeedKeys(generate_signing_key(config.oidc_algorithm), token)
+    seed = new_seed(generate_signing_key(config.oidc_algorithm), token)
     write_sealed(config.seed.file, seal_seed(read_kek(config.seed.kek_file), seed, measurements))
     click.echo(f"Sealed seed written to {config.seed.file} for {len(measurements)} measurement(s).")
 

@@ -21,6 +21,7 @@ import click
 
 from strongroom import transport_crypto
 from strongroom.cli import environments as envs
+from strongroom.cli.environments import Environment
 from strongroom.cli.output import Output
 from strongroom.cli.service_names import ServiceRef, resolve
 from strongroom.secretstore.engine import check_name
@@ -40,8 +41,8 @@ class Abort(Exception):
 @dataclass
 class Ctx:
     out: Output
-    envs: dict[str, envs.Environment]
-    env: envs.Environment
+    envs: dict[str, Environment]  # the field's name hides the module inside the class body
+    env: Environment
     addr: str | None
     token: str | None
     interactive: bool

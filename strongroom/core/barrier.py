@@ -8,7 +8,6 @@ The root key exists only in memory while unsealed.
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import time
 from collections import OrderedDict
@@ -18,7 +17,10 @@ from typing import Any
 import orjson
 
 from strongroom import crypto
+from strongroom.core import request_txn
 from strongroom.core.logical import Sealed
+from strongroom.core.metrics import DETACHED, Metrics, barrier_timed
+from strongroom.core.request_txn import TxnLock
 from strongroom.storage.base import Storage, TxnOp
 
 KEYRING_PATH = "core/keyring"
@@ -40,8 +42,9 @@ class _Term:
 
 
 class Barrier:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, metrics: Metrics = DETACHED) -> None:
         self.storage = storage
+        self.metrics = metrics
         self._terms: dict[int, _Term] = {}
         self._active: _Term | None = None
         self._root_key: bytes | None = None
@@ -146,8 +149,12 @@ class Barrier:
         except crypto.DecryptionError:
             raise BarrierError(f"entry at {path} failed authentication") from None
 
+    @barrier_timed("get")
     async def get(self, path: str) -> bytes | None:
         self._require()
+        txn = request_txn.current()
+        if txn is not None and path in txn.writes:
+            return txn.writes[path]
         cache = self._cache
         if path in cache:
             cache.move_to_end(path)
@@ -157,21 +164,69 @@ class Barrier:
         self._remember(path, value)
         return value
 
-    async def put(self, path: str, value: bytes) -> None:
+    @barrier_timed("put")
+    async def put(self, path: str, value: bytes, *, direct: bool = False) -> None:
+        txn = None if direct else request_txn.current()
+        if txn is not None:
+            self._require()
+            txn.writes[path] = value
+            return
         await self.storage.put(path, self.encrypt(path, value))
         self._remember(path, value)
 
-    async def delete(self, path: str) -> None:
+    @barrier_timed("delete")
+    async def delete(self, path: str, *, direct: bool = False) -> None:
         self._require()
+        txn = None if direct else request_txn.current()
+        if txn is not None:
+            txn.writes[path] = None
+            return
         await self.storage.delete(path)
         self._remember(path, None)
 
+    @barrier_timed("list")
     async def list(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
         self._require()
+        txn = request_txn.current()
+        if txn is not None and txn.writes:
+            pending = {k: v for k, v in txn.writes.items() if k.startswith(prefix)}
+            if pending:
+                return await self._merged_list(prefix, after, limit, pending)
         return await self.storage.list(prefix, after, limit)
 
-    async def transaction(self, puts: dict[str, bytes | None]) -> None:
+    async def _merged_list(self, prefix: str, after: str, limit: int, pending: dict[str, bytes | None]) -> list[str]:
+        """Storage's children of ``prefix`` as the request's pending writes will leave them."""
+        deletes = sum(1 for v in pending.values() if v is None)
+        # each pending delete hides at most one stored child: ask for that many more so a page stays full
+        stored = await self.storage.list(prefix, after, limit + deletes if limit else 0)
+        complete = not limit or len(stored) < limit + deletes
+        children = set(stored)
+        for key, value in pending.items():
+            rest = key[len(prefix) :]
+            slash = rest.find("/")
+            child = rest if slash == -1 else rest[: slash + 1]
+            if value is not None:
+                children.add(child)
+            elif slash == -1:
+                children.discard(child)
+        for child in [c for c in children if c.endswith("/")]:
+            if any(v is None for k, v in pending.items() if k.startswith(prefix + child)):
+                below = {k: v for k, v in pending.items() if k.startswith(prefix + child)}
+                if not await self._merged_list(prefix + child, "", 1, below):
+                    children.discard(child)
+        out = sorted(c for c in children if c > after) if after else sorted(children)
+        if not complete and stored:
+            out = [c for c in out if c <= stored[-1]]
+        return out[:limit] if limit else out
+
+    @barrier_timed("transaction")
+    async def transaction(self, puts: dict[str, bytes | None], *, direct: bool = False) -> None:
         """Apply puts (``None`` deletes) atomically."""
+        txn = None if direct else request_txn.current()
+        if txn is not None:
+            self._require()
+            txn.writes.update(puts)
+            return
         ops = [
             TxnOp("delete", path) if value is None else TxnOp("put", path, self.encrypt(path, value))
             for path, value in puts.items()
@@ -194,19 +249,22 @@ class Barrier:
         if len(cache) > _CACHE_SIZE:
             cache.popitem(last=False)
 
-    def view(self, prefix: str) -> BarrierView:
-        return BarrierView(self, prefix)
+    def view(self, prefix: str, *, direct: bool = False) -> BarrierView:
+        """``direct``: writes skip the request transaction (machinery that records or guards requests, never a
+        client's change; see :mod:`strongroom.core.request_txn`)."""
+        return BarrierView(self, prefix, direct=direct)
 
 
 class BarrierView:
     """A backend's slice of storage: every key it uses is under its own prefix and cannot escape it."""
 
-    __slots__ = ("_barrier", "prefix", "_locks")
+    __slots__ = ("_barrier", "prefix", "_locks", "_direct")
 
-    def __init__(self, barrier: Barrier, prefix: str) -> None:
+    def __init__(self, barrier: Barrier, prefix: str, *, direct: bool = False) -> None:
         self._barrier = barrier
         self.prefix = prefix
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, TxnLock] = {}
+        self._direct = direct
 
     def _key(self, key: str) -> str:
         if ".." in key.split("/") or key.startswith("/"):
@@ -217,10 +275,15 @@ class BarrierView:
         return await self._barrier.get(self._key(key))
 
     async def put(self, key: str, value: bytes) -> None:
-        await self._barrier.put(self._key(key), value)
+        await self._barrier.put(self._key(key), value, direct=self._direct)
 
     async def delete(self, key: str) -> None:
-        await self._barrier.delete(self._key(key))
+        await self._barrier.delete(self._key(key), direct=self._direct)
+
+    def has_pending(self, key: str) -> bool:
+        """Whether the current request has an uncommitted write of ``key`` (a cache in front must not answer)."""
+        txn = request_txn.current()
+        return txn is not None and self._key(key) in txn.writes
 
     async def list(self, prefix: str = "", after: str = "", limit: int = 0) -> list[str]:
         return await self._barrier.list(self._key(prefix) if prefix else self.prefix, after, limit)
@@ -249,18 +312,24 @@ class BarrierView:
             {
                 self._key(k): (None if v is None else v if isinstance(v, bytes) else orjson.dumps(v))
                 for k, v in puts.items()
-            }
+            },
+            direct=self._direct,
         )
 
-    def lock(self, key: str) -> asyncio.Lock:
-        """A per-key lock for read-modify-write sequences on the active node."""
+    def lock(self, key: str) -> TxnLock:
+        """A per-key lock for read-modify-write sequences on the active node; taken in a request, it is held until
+        the request commits or is discarded."""
         lk = self._locks.get(key)
         if lk is None:
-            lk = self._locks[key] = asyncio.Lock()
+            lk = self._locks[key] = TxnLock()
         return lk
 
     def sub(self, prefix: str) -> BarrierView:
-        return BarrierView(self._barrier, self._key(prefix))
+        return BarrierView(self._barrier, self._key(prefix), direct=self._direct)
+
+    def outside_request(self) -> BarrierView:
+        """This view, writing straight to storage even inside a request (bookkeeping that must stand either way)."""
+        return BarrierView(self._barrier, self.prefix, direct=True)
 
     async def delete_prefix(self, prefix: str = "") -> None:
         """Remove everything under ``prefix`` (used when a mount is disabled)."""

@@ -10,10 +10,14 @@ import asyncio
 import base64
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
+import orjson
+
 from strongroom import crypto
+from strongroom.core import request_txn
+from strongroom.core import seal as seal_mod
 from strongroom.core.barrier import Barrier
 from strongroom.core.logical import (
     InvalidRequest,
@@ -25,44 +29,59 @@ from strongroom.core.logical import (
     Secret,
     UnsupportedPath,
 )
+from strongroom.core.metrics import Metrics
 from strongroom.core.mounts import (
     SINGLETON_AUTH,
     SINGLETON_ENGINES,
     MountEntry,
+    Route,
     Router,
     backend_class,
+    holds_write_once_data,
     new_mount,
+    refuse_write_once,
 )
+from strongroom.core.request_txn import TxnLock
 from strongroom.core.seal import KeyCollector, ShamirSeal, validate_shares
-from strongroom.core.tokens import TOKEN_LENGTH, TokenStore
+from strongroom.core.tokens import SERVICE_PREFIX, TOKEN_LENGTH, TokenStore
 from strongroom.framework.backend import Backend, BackendContext
+from strongroom.ops import storage_format
+from strongroom.ops.auto import AutoSnapshots
 from strongroom.storage.base import Storage
 
 log = logging.getLogger("strongroom.core")
 
 MOUNTS_PATH = "core/mounts"
+# PGP-encrypted copies of the last rekey's shares (Vault's core/unseal-keys-backup), kept behind the barrier
+REKEY_BACKUP_PATH = "core/unseal-keys-backup"
 AUTH_PATH = "core/auth"
 VERSION = "1.0.0+strongroom"
 
 
 class Core:
-    def __init__(self, storage: Storage, *, storage_type: str = "sqlite", dev: bool = False, ha: Any = None) -> None:
+    def __init__(
+        self, storage: Storage, *, storage_type: str = "sqlite", dev: bool = False, ha: Any = None, claim: Any = None
+    ) -> None:
         self.storage = storage
         self.storage_type = storage_type
         self.dev = dev
-        self.barrier = Barrier(storage)
+        self.metrics = Metrics(storage_type, core=self)  # telemetry (sys/metrics); lives as long as the core
+        self.barrier = Barrier(self.metrics.meter_storage(storage), self.metrics)
         self.seal_impl = ShamirSeal(storage)
         self.router = Router()
         self.active = True  # False on an HA standby: it must never serve as active
         # HA: an object with ``async run(on_active, on_standby)`` (holds the lock, calls back) and ``async release()``
         self.ha = ha
         self._ha_task: asyncio.Task[None] | None = None
+        # without HA: the node's lifelong claim on shared storage (``PostgresStorageClaim``, ``is_held``), else None
+        self.claim = claim
         self._root_key = b""
         self.started = time.time()
         self.unseal_progress: KeyCollector | None = None
         self.generate_root: dict[str, Any] | None = None
         self.rekey: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
+        self._table_lock = TxnLock()  # the mount tables: one writer at a time, until its request commits
         self.cluster_id = ""
         self.cluster_name = ""
         # the stores below exist only while unsealed
@@ -72,6 +91,7 @@ class Core:
         self.expiration: Any = None
         self.audit: Any = None
         self.transport: Any = None
+        self.auto_snapshots: AutoSnapshots | None = None  # scheduled snapshots, on the active node only
         self.services: dict[str, Any] = {}
         from strongroom.core.pipeline import Pipeline
 
@@ -80,7 +100,11 @@ class Core:
     @property
     def serving(self) -> bool:
         """Active, and (with HA) the lock confirmed recently: a node that cannot confirm it leads stops at once."""
-        return self.active and (self.ha is None or self.ha.is_active)
+        return (
+            self.active
+            and (self.ha is None or self.ha.is_active)
+            and (self.claim is None or self.claim.is_held)
+        )
 
     @property
     def sealed(self) -> bool:
@@ -91,14 +115,29 @@ class Core:
 
     # --- init / unseal / seal -----------------------------------------------------------------------------------
 
-    async def initialize(self, shares: int, threshold: int, root_token_id: str = "") -> dict[str, Any]:
+    async def initialize(
+        self, shares: int, threshold: int, root_token_id: str = "", pgp_keys: Any = None, root_token_pgp_key: Any = None
+    ) -> dict[str, Any]:
         shares, threshold = validate_shares(shares, threshold)
+        # PGP keys are checked, and the root token encrypted, before anything is stored: a bad key changes nothing
+        share_keys = await seal_mod.parse_pgp_keys(
+            pgp_keys, shares, name="pgp_keys", context="invalid seal configuration",
+            count_error="invalid seal configuration: count mismatch between number of provided PGP keys and number of "
+            "shares",
+        )
+        token_key = await seal_mod.parse_pgp_key(root_token_pgp_key, name="root_token_pgp_key")
+        encrypted_root = b""
+        if token_key is not None:
+            root_token_id = root_token_id or SERVICE_PREFIX + crypto.random_base62(TOKEN_LENGTH)
+            encrypted_root = (await seal_mod.pgp_encrypt([token_key], [root_token_id.encode()]))[0]
         async with self._lock:
             if await self.initialized():
                 raise InvalidRequest("Vault is already initialized")
             root_key = crypto.new_key()
-            keys = await self.seal_impl.initialize(shares, threshold, root_key)
+            wrap = seal_mod.pgp_share_wrapper(share_keys) if share_keys else None
+            keys = await self.seal_impl.initialize(shares, threshold, root_key, wrap)
             await self.barrier.initialize(root_key)
+            await storage_format.record(self.storage)
             await self._post_unseal(root_key, initializing=True)
             token, _ = await self.tokens.create(
                 policies=["root"], parent=None, display_name="root", path="auth/token/root", token_id=root_token_id
@@ -107,7 +146,7 @@ class Core:
         return {
             "keys": [k.hex() for k in keys],
             "keys_base64": [base64.b64encode(k).decode() for k in keys],
-            "root_token": token,
+            "root_token": base64.b64encode(encrypted_root).decode() if encrypted_root else token,
         }
 
     async def submit_unseal_key(self, key: bytes, reset: bool = False) -> None:
@@ -140,12 +179,16 @@ class Core:
                 await self._pre_seal()
 
     async def _post_unseal(self, root_key: bytes, *, initializing: bool = False) -> None:
+        await storage_format.check_supported(self.storage)  # data of a newer binary: refuse before reading any of it
         await self.barrier.unseal(root_key)
         self._root_key = root_key
         cfg = await self.seal_impl.config()
         if cfg is not None:
             self.cluster_id, self.cluster_name = cfg.cluster_id, cfg.cluster_name
-        if self.ha is None or initializing:
+        if self.ha is None and self.claim is not None and not self.claim.is_held and not initializing:
+            # its storage claim lapsed: the claim's watch brings it up (``_became_active``) once it holds it again
+            self.active = False
+        elif self.ha is None or initializing:
             self.active = True
             await self._start_services()
         else:
@@ -178,6 +221,7 @@ class Core:
         from strongroom.core.policy_store import PolicyStore
         from strongroom.core.transport import TransportKeys
 
+        await storage_format.upgrade(self)  # the active node brings an older store forward before anything reads it
         view = self.barrier.view
         self.tokens = TokenStore(view("sys/token/"))
         self.policies = PolicyStore(view("sys/policy/"))
@@ -189,8 +233,9 @@ class Core:
             renew_fn=self._renew_lease,
             token_expired_fn=self._token_expired,
         )
-        self.audit = AuditBroker(view("sys/audit/"))
-        self.transport = TransportKeys(view("sys/transport/"))
+        # the audit table and the transport keys guard requests: their writes never wait for a request's commit
+        self.audit = AuditBroker(view("sys/audit/", direct=True), metrics=self.metrics)
+        self.transport = TransportKeys(view("sys/transport/", direct=True))
         self.tokens.on_revoke = self._token_revoked
         self.tokens.on_expiry_changed = self.expiration.register_token
         self.services = {"core": self, "identity": self.identity, "transport": self.transport}
@@ -198,6 +243,8 @@ class Core:
             await store.load()
         await self._load_mounts()
         await self.expiration.load()
+        self.auto_snapshots = AutoSnapshots(self)
+        await self.auto_snapshots.start()
 
     async def _pre_seal(self) -> None:
         if self._ha_task is not None:
@@ -212,6 +259,9 @@ class Core:
         self.rekey = None
 
     async def _stop_services(self) -> None:
+        if self.auto_snapshots is not None:
+            await self.auto_snapshots.stop()
+            self.auto_snapshots = None
         if self.expiration is not None:
             await self.expiration.stop()
         for route_path in [e.route_path for e in self.router.entries(False) + self.router.entries(True)]:
@@ -252,7 +302,7 @@ class Core:
             if changed:
                 await self._persist_table(is_auth)
 
-    async def _start_backend(self, entry: MountEntry) -> Backend:
+    async def _start_backend(self, entry: MountEntry, *, route: bool = True) -> Backend:
         cls = backend_class(entry.type, entry.is_auth)
         ctx = BackendContext(
             storage=self.barrier.view(entry.storage_prefix),
@@ -264,22 +314,34 @@ class Core:
         )
         backend = cls(ctx)
         await backend.initialize()
-        self.router.add(entry, backend)
+        if route:
+            self.router.add(entry, backend)
         return backend
 
-    async def _persist_table(self, is_auth: bool) -> None:
+    async def _persist_table(self, is_auth: bool, entries: list[MountEntry] | None = None) -> None:
         import orjson
 
-        entries = self.router.entries(is_auth)
+        entries = self.router.entries(is_auth) if entries is None else entries
         await self.barrier.put(AUTH_PATH if is_auth else MOUNTS_PATH, orjson.dumps([asdict(e) for e in entries]))
 
-    async def mount(self, entry: MountEntry) -> None:
+    async def mount(self, entry: MountEntry) -> Route:
+        """Mount a backend; it is routed once the request commits, so the caller gets its route to use meanwhile."""
         if self.router.conflicts(entry.route_path):
             kind = "auth" if entry.is_auth else "mount"
             raise InvalidRequest(f"path is already in use at {entry.route_path}" if kind else "")
         backend_class(entry.type, entry.is_auth)  # unknown type: 400 before anything is stored
-        await self._start_backend(entry)
-        await self._persist_table(entry.is_auth)
+        # held until the request commits: two concurrent mounts must not each store a table without the other
+        async with self._table_lock:
+            if self.router.conflicts(entry.route_path):
+                raise InvalidRequest(f"path is already in use at {entry.route_path}")
+            backend = await self._start_backend(entry, route=False)
+            await self._persist_table(entry.is_auth, [*self.router.entries(entry.is_auth), entry])
+        # routed only once the new table is committed; a discarded mount's backend is shut down again
+        request_txn.after_commit(lambda: self.router.add(entry, backend))
+        txn = request_txn.current()
+        if txn is not None:
+            txn.on_discard(backend.cleanup)
+        return Route(entry, backend)
 
     async def unmount(self, route_path: str) -> bool:
         route = self.router.get(route_path)
@@ -289,15 +351,53 @@ class Core:
         singles = SINGLETON_AUTH if entry.is_auth else SINGLETON_ENGINES
         if entry.path in singles:
             raise InvalidRequest(f"cannot unmount {entry.route_path!r}")
+        if await holds_write_once_data(route):
+            raise refuse_write_once(route, "disable")
         await self.expiration.revoke_prefix(entry.route_path, sync=True)
-        self.router.remove(route_path)
-        await route.backend.cleanup()
-        await self._persist_table(entry.is_auth)
-        await self.barrier.view(entry.storage_prefix).delete_prefix()
+        async with self._table_lock:
+            await self._persist_table(entry.is_auth, [e for e in self.router.entries(entry.is_auth) if e is not entry])
+            await self.barrier.view(entry.storage_prefix).delete_prefix()
+        # the mount keeps serving until the request commits; a discarded unmount leaves it as it was
+        request_txn.after_commit(lambda: self.router.remove(route_path))
+        await request_txn.after_commit_await(route.backend.cleanup)
         return True
 
     async def update_mount(self, entry: MountEntry) -> None:
-        await self._persist_table(entry.is_auth)
+        async with self._table_lock:
+            await self._persist_table(entry.is_auth)
+
+    async def remount(self, src: str, dst: str) -> None:
+        """Move a mount from route path ``src`` to ``dst`` (sys/remount). Its data stays where it is (storage is keyed
+        by the mount's uuid), its accessor too, so tokens from a moved auth method keep renewing; its leases are
+        renamed to the new path so they stay renewable and revocable. Like a mount, the move takes effect in memory
+        only once the request commits."""
+        route = self.router.get(src)
+        if route is None:
+            raise InvalidRequest(f'no matching mount at "{src}"')
+        entry = route.entry
+        if entry.path in (SINGLETON_AUTH if entry.is_auth else SINGLETON_ENGINES):
+            raise InvalidRequest(f'cannot remount "{src}"')
+        if await holds_write_once_data(route):
+            raise refuse_write_once(route, "move")
+        moved = replace(entry, path=dst[len("auth/") :] if entry.is_auth else dst, config=dict(entry.config),
+                        options=dict(entry.options))
+        async with self._table_lock:
+            if self.router.get(dst) is not None or self.router.conflicts(dst):
+                raise InvalidRequest(f'path already in use at "{dst}"')
+            backend = await self._start_backend(moved, route=False)
+            others = [e for e in self.router.entries(entry.is_auth) if e is not entry]
+            await self._persist_table(entry.is_auth, [*others, moved])
+        await self.expiration.rename_prefix(src, dst)
+
+        def switch() -> None:
+            self.router.remove(src)
+            self.router.add(moved, backend)
+
+        request_txn.after_commit(switch)
+        await request_txn.after_commit_await(route.backend.cleanup)
+        txn = request_txn.current()
+        if txn is not None:
+            txn.on_discard(backend.cleanup)
 
     # --- leases: how the expiration manager reaches a lease's backend -------------------------------------------
 
@@ -363,7 +463,7 @@ class Core:
             "complete": bool(st and st.get("encoded")),
             "encoded_token": (st or {}).get("encoded", ""),
             "encoded_root_token": (st or {}).get("encoded", ""),
-            "pgp_fingerprint": "",
+            "pgp_fingerprint": (st or {}).get("pgp_fingerprint", ""),
             "otp_length": TOKEN_LENGTH + 4,
         }
 
@@ -373,20 +473,26 @@ class Core:
         cfg = await self.seal_impl.config()
         self.unseal_threshold_cache = cfg.secret_threshold if cfg else 0
 
-    async def generate_root_start(self, otp: str) -> dict[str, Any]:
+    async def generate_root_start(self, otp: str, pgp_key: Any = None) -> dict[str, Any]:
         if self.sealed:
             raise Sealed()
         if self.generate_root is not None:
             raise InvalidRequest("root generation already in progress")
+        # as in Vault: an OTP, when given, wins; else a PGP key; else the server makes an OTP
+        key = None if otp else await seal_mod.parse_pgp_key(pgp_key, name="pgp_key")
         generated = ""
-        if not otp:
+        if not otp and key is None:
             otp = generated = crypto.random_base62(TOKEN_LENGTH + 4)
-        if len(otp) != TOKEN_LENGTH + 4:
+        if key is None and len(otp) != TOKEN_LENGTH + 4:
             raise InvalidRequest(f"OTP string is wrong length: must be {TOKEN_LENGTH + 4} characters")
         await self.refresh_threshold()
+        if self.generate_root is not None:  # another start won while the key was being checked
+            raise InvalidRequest("root generation already in progress")
         self.generate_root = {
             "nonce": crypto.new_uuid(),
             "otp": otp,
+            "pgp_key": key,
+            "pgp_fingerprint": key.fingerprint if key is not None else "",
             "collector": KeyCollector(self.unseal_threshold_cache),
         }
         status = self.generate_root_status()
@@ -409,13 +515,25 @@ class Core:
             except InvalidRequest:
                 st["collector"].reset()
                 raise
+            token_id, encrypted = "", b""
+            if st.get("pgp_key") is not None:
+                # encrypted before the token exists: a failure here leaves no root token nobody can read
+                token_id = SERVICE_PREFIX + crypto.random_base62(TOKEN_LENGTH)
+                try:
+                    encrypted = (await seal_mod.pgp_encrypt([st["pgp_key"]], [token_id.encode()]))[0]
+                except InvalidRequest:
+                    st["collector"].reset()
+                    raise
             # fail closed: a root token nobody could see being made is worse than none
             await self._record("generate-root", {"shares_used": len(parts)})
             token, _ = await self.tokens.create(
-                policies=["root"], parent=None, display_name="root", path="auth/token/root"
+                policies=["root"], parent=None, display_name="root", path="auth/token/root", token_id=token_id
             )
-            encoded = crypto.xor_bytes(st["otp"].encode(), token.encode())
-            st["encoded"] = base64.b64encode(encoded).decode().rstrip("=")
+            if encrypted:
+                st["encoded"] = base64.b64encode(encrypted).decode()
+            else:
+                encoded = crypto.xor_bytes(st["otp"].encode(), token.encode())
+                st["encoded"] = base64.b64encode(encoded).decode().rstrip("=")
             status = self.generate_root_status()
             self.generate_root = None
             return status
@@ -436,22 +554,36 @@ class Core:
             "n": st["shares"] if st else 0,
             "progress": st["collector"].progress if st else 0,
             "required": self.unseal_threshold_cache,
-            "pgp_fingerprints": None,
-            "backup": False,
+            "pgp_fingerprints": [k.fingerprint for k in st["pgp_keys"]] if st and st["pgp_keys"] else None,
+            "backup": bool(st and st["backup"]),
             "verification_required": False,
         }
 
-    async def rekey_start(self, shares: Any, threshold: Any) -> dict[str, Any]:
+    async def rekey_start(
+        self, shares: Any, threshold: Any, pgp_keys: Any = None, backup: Any = False
+    ) -> dict[str, Any]:
         if self.sealed:
             raise Sealed()
         shares, threshold = validate_shares(shares, threshold)
+        if not isinstance(backup, bool):
+            raise InvalidRequest("'backup' must be a boolean")
         if self.rekey is not None:
             raise InvalidRequest("rekey already in progress")
+        if backup and not pgp_keys:
+            raise InvalidRequest("cannot request a backup of the new keys without providing PGP keys for encryption")
+        keys = await seal_mod.parse_pgp_keys(
+            pgp_keys, shares, name="pgp_keys", context="invalid rekey seal configuration",
+            count_error="incorrect number of PGP keys for rekey",
+        )
         await self.refresh_threshold()
+        if self.rekey is not None:  # another start won while the keys were being checked
+            raise InvalidRequest("rekey already in progress")
         self.rekey = {
             "nonce": crypto.new_uuid(),
             "shares": shares,
             "threshold": threshold,
+            "pgp_keys": keys,
+            "backup": backup,
             "collector": KeyCollector(self.unseal_threshold_cache),
         }
         return await self.rekey_status()
@@ -471,18 +603,45 @@ class Core:
             st["collector"].reset()
             raise
         await self._record("rekey", {"secret_shares": st["shares"], "secret_threshold": st["threshold"]})
-        keys = await self.seal_impl.rekey(root_key, st["shares"], st["threshold"])
+        wrap = self._rekey_wrapper(st) if st["pgp_keys"] else None
+        try:
+            keys = await self.seal_impl.rekey(root_key, st["shares"], st["threshold"], wrap)
+        except InvalidRequest:
+            st["collector"].reset()
+            raise
         self.rekey = None
         return {
             "complete": True,
             "nonce": st["nonce"],
             "keys": [k.hex() for k in keys],
             "keys_base64": [base64.b64encode(k).decode() for k in keys],
-            "pgp_fingerprints": None,
-            "backup": False,
+            "pgp_fingerprints": [k.fingerprint for k in st["pgp_keys"]] if st["pgp_keys"] else None,
+            "backup": st["backup"],
             "verification_required": False,
             "verification_nonce": "",
         }
+
+    def _rekey_wrapper(self, st: dict[str, Any]) -> seal_mod.ShareWrapper:
+        """PGP-encrypt the new shares and, with ``backup``, keep the encrypted copies (as Vault: before the rekey)."""
+        encrypt = seal_mod.pgp_share_wrapper(st["pgp_keys"])
+
+        async def wrap(shares: list[bytes]) -> list[bytes]:
+            encrypted = await encrypt(shares)
+            if st["backup"]:
+                backup: dict[str, list[str]] = {}
+                for key, message in zip(st["pgp_keys"], encrypted, strict=True):
+                    backup.setdefault(key.fingerprint, []).append(message.hex())
+                await self.barrier.put(REKEY_BACKUP_PATH, orjson.dumps({"nonce": st["nonce"], "keys": backup}))
+            return encrypted
+
+        return wrap
+
+    async def rekey_backup(self) -> dict[str, Any] | None:
+        raw = await self.barrier.get(REKEY_BACKUP_PATH)
+        return None if raw is None else orjson.loads(raw)
+
+    async def rekey_backup_delete(self) -> None:
+        await self.barrier.delete(REKEY_BACKUP_PATH)
 
     def rekey_cancel(self) -> None:
         self.rekey = None

@@ -19,17 +19,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import heapq
 import itertools
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from strongroom import crypto
+from strongroom import backoff, crypto
+from strongroom.core import request_txn
 from strongroom.core.barrier import BarrierView
 from strongroom.core.logical import (
     InvalidRequest,
@@ -67,8 +68,7 @@ class Backoff:
     max_attempts: int = 6
 
     def delay(self, attempts: int) -> float:
-        raw = min(self.cap, self.base * 2.0 ** min(max(attempts - 1, 0), 60))
-        return max(0.0, raw * (1.0 + random.uniform(-self.jitter, self.jitter)))
+        return backoff.delay(attempts - 1, base=self.base, cap=self.cap, jitter=(1 - self.jitter, 1 + self.jitter))
 
 
 DEFAULT_BACKOFF = Backoff()
@@ -231,6 +231,7 @@ class ExpirationManager:
         self._scheduled: dict[str, float] = {}
         self._running: set[str] = set()
         self._redo: set[str] = set()
+        self._failing: dict[str, bool] = {}  # lease id -> irrevocable, for leases whose revocation failed (telemetry)
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._locks = _KeyedLocks()
@@ -267,6 +268,7 @@ class ExpirationManager:
         self._scheduled.clear()
         self._running.clear()
         self._redo.clear()
+        self._failing.clear()
 
     def wake(self) -> None:
         """Make the scheduler look at the clock now (when a nearer entry arrives; tests with a fake clock call it)."""
@@ -275,6 +277,22 @@ class ExpirationManager:
     @property
     def scheduled_count(self) -> int:
         return len(self._scheduled) + len(self._running)
+
+    def state_counts(self) -> dict[str, int]:
+        """Scheduled leases and token expiries by state, from memory alone (telemetry, on scrape): ``active`` (not
+        due yet), ``expired`` (due, or being revoked or retried) and, for leases, ``irrevocable``."""
+        now = self._now()
+        out = dict.fromkeys(("lease_active", "lease_expired", "lease_irrevocable", "token_active", "token_expired"), 0)
+        for key in self._scheduled.keys() | self._running:
+            kind = "lease_" if key.startswith("l:") else "token_"
+            failing = self._failing.get(key[2:]) if kind == "lease_" else None
+            if failing:
+                out["lease_irrevocable"] += 1
+            elif failing is not None or key in self._running or self._scheduled.get(key, now) <= now:
+                out[kind + "expired"] += 1
+            else:
+                out[kind + "active"] += 1
+        return out
 
     # --- register, lookup ---------------------------------------------------------------------------------------
 
@@ -413,6 +431,34 @@ class ExpirationManager:
         """Like revoke_prefix, but the entries are deleted even when the backend's revocation fails."""
         await self._revoke_prefix(prefix, sync=True, force=True)
 
+    async def rename_prefix(self, old: str, new: str) -> int:
+        """A mount moved from ``old`` to ``new`` (sys/remount): its leases follow it. A lease id begins with its request
+        path, so each lease is re-keyed with the new mount path in front, keeping its random part, expiry, token link
+        and irrevocable mark; the old id stops existing. Returns how many leases moved."""
+        ids = [lease_id async for lease_id in self._walk(_LEASES + old)]
+        for lease_id in ids:
+            new_id = new + lease_id[len(old) :]
+            async with self._locks(_lease_key(lease_id)):
+                entry = await self.get(lease_id)
+                if entry is None:
+                    continue
+                path = new + entry.path[len(old) :] if entry.path.startswith(old) else entry.path
+                moved = dataclasses.replace(entry, lease_id=new_id, path=path, mount_path=new)
+                writes: dict[str, Any] = {_LEASES + lease_id: None, _LEASES + new_id: moved.to_json()}
+                if entry.token_hash:
+                    writes[self._index_key(entry.token_hash, lease_id)] = None
+                    writes[self._index_key(entry.token_hash, new_id)] = new_id.encode()
+                if entry.irrevocable:
+                    writes[_IRREVOCABLE + crypto.sha256_hex(lease_id.encode())] = None
+                    writes[_IRREVOCABLE + crypto.sha256_hex(new_id.encode())] = new_id.encode()
+                await self.view.transaction(writes)
+                request_txn.after_commit(functools.partial(self._reschedule, lease_id, new_id, entry.expire_time))
+        return len(ids)
+
+    def _reschedule(self, old_id: str, new_id: str, due: float) -> None:
+        self._scheduled.pop(_lease_key(old_id), None)
+        self._push(_lease_key(new_id), due)
+
     async def revoke_by_token(self, token_hash: str) -> None:
         """Revoke (lazily) every lease the token created, found through the token index, and forget its expiry."""
         if not token_hash or "/" in token_hash:
@@ -511,9 +557,11 @@ class ExpirationManager:
         else:
             log.warning("revocation of lease %s failed (attempt %d): %s", entry.lease_id, entry.revoke_attempts, error)
         writes[_LEASES + entry.lease_id] = entry.to_json()
-        await self.view.transaction(writes)
+        # the attempt happened whatever becomes of the request that made it: its record and retry stand at once
+        await self.view.outside_request().transaction(writes)
+        self._failing[entry.lease_id] = entry.irrevocable
         # irrevocable or not, the doubling goes on up to the cap: a leaked credential is worse than a retry
-        self._schedule(_lease_key(entry.lease_id), now + self.backoff.delay(entry.revoke_attempts))
+        self._push(_lease_key(entry.lease_id), now + self.backoff.delay(entry.revoke_attempts))
 
     async def _delete_entry(self, entry: LeaseEntry) -> None:
         writes: dict[str, Any] = {_LEASES + entry.lease_id: None}
@@ -522,7 +570,8 @@ class ExpirationManager:
         if entry.irrevocable:
             writes[_IRREVOCABLE + crypto.sha256_hex(entry.lease_id.encode())] = None
         await self.view.transaction(writes)
-        self._scheduled.pop(_lease_key(entry.lease_id), None)
+        request_txn.after_commit(lambda: self._scheduled.pop(_lease_key(entry.lease_id), None))
+        request_txn.after_commit(lambda: self._failing.pop(entry.lease_id, None))
 
     @staticmethod
     def _index_key(token_hash: str, lease_id: str) -> str:
@@ -611,7 +660,7 @@ class ExpirationManager:
         key = _token_key(token_hash)
         async with self._locks(key):
             await self.view.delete(_TOKEN_EXPIRY + token_hash)
-            self._scheduled.pop(key, None)
+            request_txn.after_commit(lambda: self._scheduled.pop(key, None))
 
     async def _expire_token(self, token_hash: str) -> None:
         key = _token_key(token_hash)
@@ -648,6 +697,10 @@ class ExpirationManager:
     # --- scheduling ---------------------------------------------------------------------------------------------
 
     def _schedule(self, key: str, due: float) -> None:
+        # a request's lease or token is scheduled only once the request commits: a discarded one never was
+        request_txn.after_commit(lambda: self._push(key, due))
+
+    def _push(self, key: str, due: float) -> None:
         self._scheduled[key] = due
         item = (due, next(self._seq), key)
         heapq.heappush(self._heap, item)
@@ -729,6 +782,8 @@ class ExpirationManager:
                 key = _lease_key(lease_id)
                 if entry is None or key in self._scheduled or key in self._running:
                     continue
+                if entry.revoke_attempts:
+                    self._failing[lease_id] = entry.irrevocable
                 # irrevocable leases get one more attempt right after start; the rest keep their expiry
                 self._schedule(key, min(entry.expire_time, self._now()) if entry.irrevocable else entry.expire_time)
                 count += 1

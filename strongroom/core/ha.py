@@ -25,6 +25,17 @@ How the core uses it (one lock per node, created when ``storage "postgresql" { h
 keyring, the barrier's cache, mount table, stores), because another node wrote in between; ``on_standby`` must refuse
 requests first and then stop background work (lease expiry, rotation), keeping only the keyring so that taking the lock
 again needs no unseal keys. A standby never runs a store's ``load()`` or any background job.
+
+Without ``ha_enabled`` a node still takes the same lock, as a claim on its storage (:class:`PostgresStorageClaim`,
+from :func:`claim_for_storage`): at start, before it can be unsealed, and it refuses to start if another node (HA or
+not) holds it, instead of becoming a standby. It keeps the claim for its whole life, sealed or not, and is checked
+like the HA lock: a node whose claim lapses (the database restarted) stops serving until it holds the claim again,
+and then reloads everything, as a new leader does::
+
+    claim = claim_for_storage(cfg.storage_type, cfg.storage, node_id, advertise_addr)  # None: SQLite, or HA
+    await claim.take()                                 # ConfigError: in use by another node
+    task = asyncio.create_task(claim.watch(on_held, on_lost))
+    core.serving  -> ... and claim.is_held
 """
 
 from __future__ import annotations
@@ -95,7 +106,24 @@ def lock_for_storage(
     )
 
 
+def claim_for_storage(
+    storage_type: str, storage: dict[str, Any], node_id: str, advertise_addr: str
+) -> PostgresStorageClaim | None:
+    """The claim a PostgreSQL node without ``ha_enabled`` must hold to use its table; None otherwise (SQLite claims
+    its file itself, an HA node elects with :func:`lock_for_storage`)."""
+    if storage_type != "postgresql" or lock_for_storage(storage_type, storage, node_id, advertise_addr) is not None:
+        return None
+    return PostgresStorageClaim(
+        storage["connection_url"],
+        lock_key=storage.get("table", "strongroom_kv"),
+        node_id=node_id,
+        advertise_addr=advertise_addr,
+    )
+
+
 class PostgresHALock:
+    _connects_to = "PostgreSQL for HA"
+
     def __init__(
         self,
         connection_url: str,
@@ -120,6 +148,7 @@ class PostgresHALock:
             raise ValueError("lease must be longer than two check intervals")
         self._url = connection_url
         self._key = lock_id(lock_key)
+        self._table_name = str(lock_key)
         ident = sql.Identifier(table)
         self._sql_create = sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (lock_key BIGINT PRIMARY KEY, node_id TEXT NOT NULL, "
@@ -310,7 +339,7 @@ class PostgresHALock:
 
     async def _open(self) -> psycopg.AsyncConnection:
         params = conninfo_to_dict(self._url)
-        extra: dict[str, object] = {}
+        extra: dict[str, Any] = {}
         for name, value in (("connect_timeout", _CONNECT_TIMEOUT), ("keepalives", 1), ("keepalives_idle", 5),
                             ("keepalives_interval", 2), ("keepalives_count", 3),
                             ("application_name", f"strongroom ha {self.node_id}"[:63])):  # fmt: skip
@@ -319,7 +348,7 @@ class PostgresHALock:
         try:
             conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **extra)
         except psycopg.OperationalError as exc:
-            raise ConnectionError(f"cannot connect to PostgreSQL for HA: {_describe(exc)}") from None
+            raise ConnectionError(f"cannot connect to {self._connects_to}: {_describe(exc)}") from None
         try:
             # the server ends this session (and so frees the lock) soon after the node stops talking to it
             idle_ms = int(max(5.0, 5 * self.interval) * 1000)
@@ -371,6 +400,52 @@ class PostgresHALock:
         self._wake.clear()
 
 
+class PostgresStorageClaim(PostgresHALock):
+    """The HA lock taken once at start by a node without HA: it must get it at once, or the node does not start."""
+
+    _connects_to = "PostgreSQL storage"
+
+    async def take(self) -> None:
+        """Take the lock now or raise :class:`ConfigError` naming who holds it; return once it may be used.
+
+        Like a new leader, wait out the lease after taking it, so a node that held it until just now (its session
+        killed) has stopped counting itself active."""
+        from strongroom.config import ConfigError
+
+        try:
+            conn = await self._connection()
+            sent = time.monotonic()
+            cur = await self._query(conn, "SELECT pg_try_advisory_lock(%s)", (self._key,))
+            row = await cur.fetchone()
+            if row is None or not row[0]:
+                await self._refresh_leader(conn)
+                holder = f" ({self._leader.node_id} at {self._leader.address})" if self._leader else ""
+                await self._lose(False, _nothing)
+                raise ConfigError(
+                    f"PostgreSQL storage table {self._table_name} is in use by another Strongroom node{holder}: "
+                    "without ha_enabled only one node may use it"
+                )
+            self._held_since, self._confirmed_at = time.monotonic(), sent
+            await self._query(conn, self._sql_announce, (self._key, self.node_id, self.advertise_addr))
+            await asyncio.sleep(self.lease)
+            await self._confirm()
+        except ConnectionError as exc:
+            raise ConfigError(str(exc)) from None
+        except (psycopg.Error, OSError, TimeoutError, LockLost) as exc:
+            await self._lose(False, _nothing)
+            raise ConfigError(f"cannot claim the PostgreSQL storage: {_describe(exc)}") from None
+        self._active = True
+
+    @property
+    def is_held(self) -> bool:
+        return self.is_active
+
+    async def watch(self, on_held: Callback, on_lost: Callback) -> None:
+        """Keep confirming the claim until :meth:`stop`; ``on_lost`` when it lapses, ``on_held`` when it is held
+        again (and once at the start, when the node holds it already)."""
+        await self.acquire_loop(on_held, on_lost)
+
+
 # the lock session holds our key: 64-bit advisory keys appear in pg_locks split into classid/objid, objsubid = 1
 _HOLDS = sql.SQL(
     "p.locktype = 'advisory' AND p.granted AND p.objsubid = 1 "
@@ -386,6 +461,10 @@ _SCHEMA_LOCK = int.from_bytes(hashlib.blake2b(b"ha-schema", digest_size=4).diges
 def _reap(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved, so asyncio does not warn about an abandoned query's error
+
+
+def _nothing() -> None:
+    return None
 
 
 async def _call(callback: Callback) -> None:

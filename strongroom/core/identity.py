@@ -31,10 +31,10 @@ shapes in :mod:`strongroom.core.identity_records`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from strongroom.core import request_txn
 from strongroom.core.identity_admin import IdentityAdmin
 from strongroom.core.identity_records import (
     Entity,
@@ -45,6 +45,7 @@ from strongroom.core.identity_records import (
     now_rfc3339,
 )
 from strongroom.core.logical import EntityAlias, InvalidRequest, PermissionDenied
+from strongroom.core.request_txn import TxnLock
 
 if TYPE_CHECKING:
     from strongroom.core.acl import IdentityContext
@@ -56,7 +57,8 @@ _CACHE_MAX = 20000
 class IdentityStore(IdentityAdmin):
     def __init__(self, view: BarrierView) -> None:
         self.view = view
-        self._write = asyncio.Lock()
+        # held until the request commits: a second writer must see the first one's entity, not create another
+        self._write = TxnLock()
         self._policies: dict[str, list[str]] = {}
         self._contexts: dict[str, Any] = {}
 
@@ -67,7 +69,11 @@ class IdentityStore(IdentityAdmin):
         self._invalidate()
 
     def _invalidate(self, entity_id: str | None = None) -> None:
-        """Forget cached results: of one entity (its own record changed), or all (groups changed)."""
+        """Forget cached results: of one entity (its own record changed), or all (groups changed); in a request, also
+        when it ends, so results computed from its uncommitted writes do not outlive it."""
+        request_txn.invalidate(lambda: self._forget(entity_id))
+
+    def _forget(self, entity_id: str | None) -> None:
         if entity_id is None:
             self._policies.clear()
             self._contexts.clear()

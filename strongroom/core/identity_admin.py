@@ -6,7 +6,6 @@ Every change is one storage transaction under the store's write lock, keeps the 
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from strongroom import crypto
@@ -15,13 +14,14 @@ from strongroom.core.logical import InvalidRequest
 
 if TYPE_CHECKING:
     from strongroom.core.barrier import BarrierView
+    from strongroom.core.request_txn import TxnLock
 
 
 class IdentityAdmin:
     """Mixed into :class:`strongroom.core.identity.IdentityStore`, which provides the lookups used here."""
 
     view: BarrierView
-    _write: asyncio.Lock
+    _write: TxnLock
 
     if TYPE_CHECKING:
         def _invalidate(self, entity_id: str | None = None) -> None: ...

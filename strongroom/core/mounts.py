@@ -14,8 +14,11 @@ from strongroom.framework.backend import Backend
 # type -> "module:Class". Backends are imported only when mounted.
 ENGINE_TYPES: dict[str, str] = {
     "kv": "strongroom.engines.kv.backend:KVBackend",
+    "generic": "strongroom.engines.kv.backend:KVBackend",  # Vault's old name for kv version 1, still accepted
     "cubbyhole": "strongroom.engines.cubbyhole:CubbyholeBackend",
     "database": "strongroom.engines.database.backend:DatabaseBackend",
+    "transit": "strongroom.engines.transit.backend:TransitBackend",
+    "pki": "strongroom.engines.pki.backend:PKIBackend",
     "identity": "strongroom.engines.identity.backend:IdentityBackend",
     "system": "strongroom.core.system.backend:SystemBackend",
 }
@@ -24,6 +27,8 @@ AUTH_TYPES: dict[str, str] = {
     "kubernetes": "strongroom.auth.kubernetes.backend:KubernetesBackend",
     "jwt": "strongroom.auth.jwt.backend:JWTBackend",
     "oidc": "strongroom.auth.jwt.backend:JWTBackend",
+    "approle": "strongroom.auth.approle.backend:AppRoleBackend",
+    "userpass": "strongroom.auth.userpass.backend:UserpassBackend",
 }
 # mounts that always exist and cannot be disabled or moved
 SINGLETON_ENGINES = {"sys/": "system", "cubbyhole/": "cubbyhole", "identity/": "identity"}
@@ -187,6 +192,24 @@ class Router:
             if existing.startswith(route_path) or route_path.startswith(existing):
                 return True
         return route_path.startswith(_PROTECTED_PREFIXES) and not route_path.startswith("auth/")
+
+
+async def holds_write_once_data(route: Route) -> bool:
+    """Whether the mount is write-once and holds anything: such a mount may be neither disabled nor moved nor
+    replaced, by anyone (removing it would erase values that must stay readable, and re-creating it would let a key
+    take a second value)."""
+    is_write_once = getattr(route.backend, "is_write_once", None)
+    if is_write_once is None or not await is_write_once():
+        return False
+    # the engine's own bookkeeping (its write-once marker under sys/, its config) is not data
+    return any(child not in ("sys/", "config") for child in await route.backend.ctx.storage.list())
+
+
+def refuse_write_once(route: Route, action: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"cannot {action} {route.entry.route_path}: it is a write-once mount that holds secrets, which must stay "
+        "readable; only an empty write-once mount may be removed or moved"
+    )
 
 
 def mount_table_json(entries: list[MountEntry]) -> list[dict[str, Any]]:

@@ -2,20 +2,27 @@
 
     sealed? → authenticate token → resolve mount (longest prefix) → match the backend's declared path → validate fields
     → existence check (create vs update) → ACL → audit request (fail closed) → backend handler
-    → token creation (logins) / lease registration (secrets) → audit response → Vault envelope
+    → token creation (logins) / lease registration (secrets) → Vault envelope
+    → response wrapping (X-Vault-Wrap-TTL: the envelope goes into a one-use token's cubbyhole) → audit response
+    → commit the request's writes (one storage transaction; any failure before it discards them)
 
-Backends never authenticate, authorise, audit or register leases themselves.
+Backends never authenticate, authorise, audit or register leases themselves. No mount or no declared path: the ACL
+is asked first, so a caller it refuses gets 403, never a 404 that would reveal what exists. ``?help=1`` (the help
+operation) stops after routing with the path's help and OpenAPI. Whatever the outcome, each request is timed once, on
+its mount and operation, and counted by status in ``core.metrics`` (``sys/metrics``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from strongroom import crypto
 from strongroom.auth.token_fields import remote_addr_allowed
+from strongroom.core import request_txn, wrapping
 from strongroom.core.logical import (
     Auth,
     Caller,
@@ -26,6 +33,7 @@ from strongroom.core.logical import (
     Request,
     Response,
     Sealed,
+    Secret,
     UnsupportedPath,
 )
 from strongroom.core.tokens import SYSTEM_MAX_TTL, TokenEntry
@@ -50,6 +58,8 @@ class Incoming:
     request_id: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
+    # set by the pipeline once mount and operation are known: the request's metrics key (core.metrics.route)
+    metric_route: Any = None
 
 
 @dataclass(slots=True)
@@ -68,11 +78,46 @@ class Pipeline:
         self.core = core
 
     async def handle(self, inc: Incoming) -> Outcome:
+        """Run the request (:meth:`_transact`) and count it in the core's metrics, whatever the outcome."""
+        metrics = self.core.metrics
+        started = metrics.request_started()
+        status = 500
+        try:
+            outcome = await self._transact(inc)
+            status = outcome.status
+            return outcome
+        except LogicalError as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.request_done(started, inc.metric_route, status)
+
+    async def _transact(self, inc: Incoming) -> Outcome:
+        """Handle one request inside its request transaction (:mod:`strongroom.core.request_txn`): what it changes
+        is committed only after its audit response entry is recorded, and discarded otherwise."""
+        txn, scope = request_txn.begin()
+        try:
+            try:
+                outcome = await self._handle(inc)
+            except BaseException:
+                # an error answer on record keeps what stands regardless of the handler (a limited-use token's use)
+                if txn.response_recorded:
+                    await self._commit(txn, inc)
+                else:
+                    await self._discard(txn, inc, "the request failed before its response was recorded")
+                raise
+            await self._commit(txn, inc)
+            return outcome
+        finally:
+            request_txn.end(scope)
+
+    async def _handle(self, inc: Incoming) -> Outcome:
         core = self.core
         if core.sealed:
             raise Sealed()
         if not core.serving:
             raise LogicalError("this node is a standby and cannot serve requests", status=503)
+        wrap_ttl = wrapping.requested_ttl(inc.headers)
 
         matched = core.router.match(inc.path)
         backend_path = None
@@ -84,6 +129,7 @@ class Pipeline:
                 backend_path, params = route.backend.route(rel)
             except UnsupportedPath:
                 backend_path = None
+        await self._check_wrapping_token(inc, matched[0] if matched else None)
 
         unauthenticated = backend_path is not None and backend_path.unauthenticated
         token_entry: TokenEntry | None = None
@@ -95,9 +141,23 @@ class Pipeline:
                 await self._audit_denied(inc, matched[0] if matched else None, None, [])
                 raise PermissionDenied("permission denied" if inc.token else "missing client token")
 
+        is_help = inc.operation is Operation.HELP
+        if (matched is None or backend_path is None or is_help) and token_entry is not None and not token_entry.is_root:
+            # 403 before any routing error: a caller the ACL refuses must not learn which mounts and paths exist.
+            # Help describes a path: unlike Vault (any token), only for a caller granted something there
+            acl = await core.policies.acl_for(
+                tuple(token_entry.policies) + tuple(await self._identity_policies(token_entry)), token_entry.entity_id
+            )
+            if (acl.capabilities(inc.path) == ["deny"]) if is_help else not acl.allow(inc.operation, inc.path).allowed:
+                await self._audit_denied(inc, matched[0] if matched else None, token_entry, [])
+                raise PermissionDenied()
         if matched is None:
             raise UnsupportedPath(f'no handler for route "{inc.path}". route entry not found.')
         route, rel = matched
+        if is_help:
+            from strongroom.core.system.path_openapi import help_outcome
+
+            return await help_outcome(core, inc, route, backend_path, token_entry)
         if backend_path is None:
             raise UnsupportedPath(f"unsupported path: {inc.path}")
         backend = route.backend
@@ -123,7 +183,9 @@ class Pipeline:
             query=inc.query,
             params=params,
             full_path=inc.path,
-            client_token=inc.token if route.entry.type == "token" and token_entry is not None else "",
+            client_token=inc.token
+            if (route.entry.type == "token" and token_entry is not None) or inc.path in wrapping.TOKEN_PATHS
+            else "",
         )
         # Input errors are reported only to a caller the ACL lets through: a denied caller learns nothing from them.
         fd_error: InvalidRequest | None = None
@@ -136,16 +198,21 @@ class Pipeline:
             exists = await backend.exists(backend_path, req, fd)
             op = Operation.CREATE if exists is False else Operation.UPDATE
             req.operation = op
+        login = backend.is_auth and backend_path.unauthenticated
+        inc.metric_route = core.metrics.route(op, route.entry.route_path, login)
 
         identity_policies: list[str] = []
         if token_entry is not None:
             identity_policies = await self._identity_policies(token_entry)
             if not token_entry.is_root:
-                acl = await core.policies.acl_for(
+                acl = wrapping.acl_for(token_entry) or await core.policies.acl_for(
                     tuple(token_entry.policies) + tuple(identity_policies), token_entry.entity_id
                 )
-                decision = acl.allow(op, inc.path, inc.data if op in _PARAM_OPS else None, backend_path.sudo)
-                if not decision.allowed:
+                decision = acl.allow(
+                    op, inc.path, inc.data if op in _PARAM_OPS else None, backend_path.sudo, wrap_ttl=wrap_ttl or None
+                )
+                # internal/ui paths answer any valid token and filter by the caller's policies themselves
+                if not decision.allowed and not getattr(backend_path, "any_token", False):
                     await self._audit_denied(inc, route, token_entry, identity_policies, req)
                     raise PermissionDenied()
 
@@ -162,6 +229,8 @@ class Pipeline:
         last_use = False
         if token_entry is not None and token_entry.num_uses > 0:
             last_use = await core.tokens.use(token_entry)
+        txn = request_txn.current()
+        before_handler = txn.savepoint() if txn is not None else None
         try:
             resp = await backend.handle(backend_path, req, fd)
             if resp is not None:
@@ -169,13 +238,16 @@ class Pipeline:
                 is_login = backend.is_auth and backend_path.unauthenticated
                 await self._register(resp, req, route, token_entry, is_login)
         except LogicalError as exc:
+            if txn is not None and before_handler is not None:
+                # an error answer changes nothing: drop what the handler wrote before it failed
+                await self._run_undo(txn.rollback_to(before_handler), inc.request_id, inc.path, "handler error")
             await self._audit_response(ctx, None, "; ".join(exc.messages) or type(exc).__name__)
             raise
         finally:
             if last_use and token_entry is not None:
                 await core.tokens.revoke_tree(token_entry.hash)
 
-        outcome = self._envelope(resp, req, route)
+        outcome = await self._wrap(self._envelope(resp, req, route), inc.path, resp, wrap_ttl)
         if resp is not None and resp.auth is not None:
             ctx.response_client_token = resp.auth.client_token
             ctx.response_accessor = resp.auth.accessor
@@ -204,8 +276,11 @@ class Pipeline:
         if resp.auth is not None and not resp.auth.client_token and is_login:
             await self._login(resp.auth, req, route)
         if resp.secret is not None and not resp.secret.lease_id:
-            holder = parent.hash if parent is not None else ""
+            holder = parent.lease_holder if parent is not None else ""
             ttl, max_ttl = _lease_ttls(resp.secret.ttl, resp.secret.max_ttl, route.entry.config)
+            if parent is not None and parent.is_batch:
+                # nothing revokes a batch token's leases early, so none may outlive it (Vault's rule)
+                ttl, max_ttl = min(ttl, parent.ttl_remaining()), min(max_ttl, parent.ttl_remaining())
             resp.secret.ttl, resp.secret.max_ttl = ttl, max_ttl
             try:
                 resp.secret.lease_id = await self.core.expiration.register(
@@ -215,12 +290,18 @@ class Pipeline:
                 # an unregistered credential would never be revoked: take it back before failing the request
                 await self._revoke_unregistered(resp, req, route)
                 raise
+            txn = request_txn.current()
+            if txn is not None:
+                # the lease is stored only with the request's commit: if that never happens, neither may the credential
+                secret = resp.secret
+                txn.on_discard(lambda: self._take_back(secret, req, route))
 
-    async def _revoke_unregistered(self, resp: Response, req: Request, route: Route) -> None:
+    async def _revoke_unregistered(self, resp: Response, req: Request, route: Route) -> bool:
+        """Revoke a credential that has no stored lease; True when the backend confirmed it."""
         assert resp.secret is not None
         stype = route.backend.secret_types.get(resp.secret.lease_type)
         if stype is None:
-            return
+            return False
         from strongroom.core.core import secret_request
 
         revoke_req = secret_request(Operation.REVOKE, route.backend, route.entry, resp.secret, req.full_path)
@@ -233,6 +314,59 @@ class Pipeline:
                 req.full_path,
                 type(exc).__name__,
             )
+            return False
+        return True
+
+    async def _take_back(self, secret: Secret, req: Request, route: Route) -> None:
+        """Undo a credential whose request was discarded, through its revocation path, and put that on record."""
+        revoked = await self._revoke_unregistered(Response(secret=secret), req, route)
+        await self._record_event(
+            req.request_id,
+            {
+                "type": "credential-taken-back",
+                "path": req.full_path,
+                "lease_type": secret.lease_type,
+                "outcome": "revoked" if revoked else "revocation-failed",
+            },
+        )
+
+    # --- the request transaction: commit after the response entry, or discard -----------------------------------
+
+    async def _commit(self, txn: request_txn.RequestTxn, inc: Incoming) -> None:
+        writes = txn.close_for_commit()
+        try:
+            if writes:
+                await self.core.barrier.transaction(writes, direct=True)
+        except Exception as exc:
+            log.error("could not commit request %s: %s", inc.request_id, type(exc).__name__)
+            await self._run_undo(txn.discard(), inc.request_id, inc.path, "commit failed")
+            raise LogicalError("the change could not be stored, so it was not applied", status=500) from None
+        await txn.finish_commit()
+
+    async def _discard(self, txn: request_txn.RequestTxn, inc: Incoming, reason: str) -> None:
+        pending = len(txn.writes)
+        await self._run_undo(txn.discard(), inc.request_id, inc.path, reason)
+        if pending:
+            log.warning("request %s discarded %d uncommitted change(s): %s", inc.request_id, pending, reason)
+            await self._record_event(
+                inc.request_id, {"type": "request-discarded", "path": inc.path, "changes": pending, "reason": reason}
+            )
+
+    async def _run_undo(
+        self, undo: list[Callable[[], Awaitable[None]]], request_id: str, path: str, reason: str
+    ) -> None:
+        for step in undo:
+            try:
+                await step()
+            except Exception as exc:  # one failed undo must not stop the others
+                log.error("undo for request %s at %s (%s) failed: %s", request_id, path, reason, type(exc).__name__)
+
+    async def _record_event(self, request_id: str, event: dict[str, Any]) -> None:
+        """Put an undo on record; the device that just failed may still be down, so a failure is logged, not raised."""
+        try:
+            await self.core.audit.log_event("core", event, request_id)
+        except Exception as exc:
+            log.error("audit: could not record %s for request %s: %s", event["type"], request_id, type(exc).__name__)
 
     async def _login(self, auth: Auth, req: Request, route: Route) -> None:
         """An auth method vouched for a caller: resolve its entity and issue a token."""
@@ -265,9 +399,26 @@ class Pipeline:
             internal_data=auth.internal_data,
             max_ttl=cap,
             bound_cidrs=auth.bound_cidrs,
+            token_type=auth.token_type,
         )
         _fill_auth(auth, token, entry)
         auth.identity_policies = await self._identity_policies(entry)
+
+    async def _check_wrapping_token(self, inc: Incoming, route: Route | None) -> None:
+        """unwrap/lookup/rewrap with a spent, expired or foreign wrapping token: 400, and recorded, since a wrapping
+        token someone else already used is how an intercepted secret shows up."""
+        try:
+            await wrapping.check_wrapping_token(self.core, inc.path, inc.data, inc.token)
+        except InvalidRequest as exc:
+            await self._audit_denied(inc, route, None, [], error="; ".join(exc.messages))
+            raise
+
+    async def _wrap(self, outcome: Outcome, path: str, resp: Response | None, wrap_ttl: int) -> Outcome:
+        """Response wrapping: a successful answer goes into a one-use token's cubbyhole and the client (and the
+        audit trail) get only ``wrap_info``. Errors and empty answers are never wrapped, as in Vault."""
+        if not wrapping.wants_wrapping(path, wrap_ttl) or outcome.status != 200 or not isinstance(outcome.body, dict):
+            return outcome
+        return Outcome(200, await wrapping.wrap_envelope(self.core, outcome.body, path=path, ttl=wrap_ttl, resp=resp))
 
     # --- audit --------------------------------------------------------------------------------------------------
 
@@ -278,6 +429,7 @@ class Pipeline:
         token: TokenEntry | None,
         identity_policies: list[str],
         req: Request | None = None,
+        error: str = "permission denied",
     ) -> None:
         """Record a refused request, as Vault does, so denied attempts are attributable. A failure to record it
         changes nothing: the request is refused either way."""
@@ -299,7 +451,7 @@ class Pipeline:
             )
         try:
             await self.core.audit.log_request(ctx)
-            await self.core.audit.log_response(ctx, None, "permission denied")
+            await self.core.audit.log_response(ctx, None, error)
         except Exception as exc:
             log.error("audit: could not record denied request %s: %s", inc.request_id, type(exc).__name__)
 
@@ -333,9 +485,14 @@ class Pipeline:
     async def _audit_response(self, ctx: Any, body: dict[str, Any] | None, error: str) -> None:
         try:
             await self.core.audit.log_response(ctx, body, error)
-        except Exception as exc:  # the change is done; the failure itself must be loud
+        except Exception as exc:  # nothing is committed: the request transaction is discarded
             log.error("audit: could not record response %s: %s", ctx.request_id, type(exc).__name__)
-            raise AuditRefused("the response could not be recorded in the audit log") from None
+            raise AuditRefused(
+                "the response could not be recorded in the audit log, so the request was refused and nothing changed"
+            ) from None
+        txn = request_txn.current()
+        if txn is not None:
+            txn.response_recorded = True
 
     # --- envelope -----------------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from strongroom.core import request_txn
 from strongroom.core.acl import (
     ACL,
     DENY_ALL_ACL,
@@ -242,7 +243,7 @@ class PolicyStore:
 
     async def _write(self, name: str, text: str) -> None:
         await self._view.put_json(_key(name), {"name": name, "policy": text, "modified": time.time()})
-        self.invalidate(name)
+        request_txn.after_commit(lambda: self.invalidate(name))
 
     async def delete(self, name: str) -> None:
         name = normalize_name(name)
@@ -252,7 +253,7 @@ class PolicyStore:
             raise PolicyError('cannot delete "default" policy')
         validate_name(name)
         await self._view.delete(_key(name))
-        self.invalidate(name)
+        request_txn.after_commit(lambda: self.invalidate(name))
 
     async def list_names(self, after: str = "", limit: int = 0) -> list[str]:
         """Stored policy names in order (``root`` is not stored; callers add it where Vault shows it)."""

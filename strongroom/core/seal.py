@@ -8,18 +8,26 @@ Nothing else is readable without the root key, which lives only in memory while 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
 
 from strongroom import crypto
+from strongroom.core import pgp
 from strongroom.core.logical import InvalidRequest
 from strongroom.storage.base import Storage, TxnOp
 
 SEAL_CONFIG_PATH = "core/seal-config"
 ROOT_KEY_PATH = "core/root-key"
+_MIN_KEY_BYTES = 16  # Vault's minimum barrier key length; a share is at most the key plus its x byte
+
+# Turns the new shares into what the operators receive (PGP-encrypted, for instance) before anything is stored, so a
+# failure there leaves the seal as it was.
+ShareWrapper = Callable[[list[bytes]], Awaitable[list[bytes]]]
 
 
 @dataclass
@@ -43,11 +51,14 @@ def combine_unseal_key(parts: list[bytes]) -> bytes:
 
 
 def decode_key(text: object) -> bytes:
-    """Unseal keys arrive hex-encoded or base64 (Vault tries hex first)."""
+    """Unseal keys arrive hex-encoded or base64. As Vault: hex first, kept only when its length is a key's or share's
+    (so base64 that happens to be all hex digits is still read as base64)."""
     if not isinstance(text, str) or not text:
         raise InvalidRequest("'key' must be a valid hex or base64 string")
     try:
-        return bytes.fromhex(text)
+        key = bytes.fromhex(text)
+        if _MIN_KEY_BYTES <= len(key) <= crypto.KEY_BYTES + 1:
+            return key
     except ValueError:
         pass
     try:
@@ -77,6 +88,60 @@ def validate_shares(shares: object, threshold: object) -> tuple[int, int]:
     return shares, threshold
 
 
+# --- PGP-wrapped key material (Vault's pgp_keys / root_token_pgp_key / pgp_key) ---------------------------------
+
+
+def _pgp_list(value: object, name: str) -> list[object]:
+    if value is None or value == "" or value == []:
+        return []
+    if not isinstance(value, list):
+        raise InvalidRequest(f"'{name}' must be a list of base64-encoded PGP public keys")
+    return value
+
+
+async def parse_pgp_keys(
+    value: object, shares: int, *, name: str, count_error: str, context: str
+) -> list[pgp.PublicKey]:
+    """Validate ``pgp_keys`` (one per share) before anything changes; [] when none were given."""
+    values = _pgp_list(value, name)
+    if not values:
+        return []
+    if len(values) != shares:
+        raise InvalidRequest(count_error)
+    try:
+        return await asyncio.to_thread(pgp.parse_public_keys, values)
+    except pgp.PGPError as exc:
+        raise InvalidRequest(f"{context}: {exc}") from None
+
+
+async def parse_pgp_key(value: object, *, name: str) -> pgp.PublicKey | None:
+    """Validate a single key (``root_token_pgp_key``, generate-root's ``pgp_key``); None when not given."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"'{name}' must be a base64-encoded PGP public key")
+    try:
+        return (await asyncio.to_thread(pgp.parse_public_keys, [value]))[0]
+    except pgp.PGPError as exc:
+        raise InvalidRequest(f"error parsing PGP key: {exc}") from None
+
+
+async def pgp_encrypt(keys: list[pgp.PublicKey], messages: list[bytes]) -> list[bytes]:
+    try:
+        return await asyncio.to_thread(pgp.encrypt, keys, messages)
+    except pgp.PGPError as exc:
+        raise InvalidRequest(f"failed to encrypt with PGP: {exc}") from None
+
+
+def pgp_share_wrapper(keys: list[pgp.PublicKey]) -> ShareWrapper:
+    """Encrypt each share, hex-encoded as Vault does, to its operator's key (share i to key i)."""
+
+    async def wrap(shares: list[bytes]) -> list[bytes]:
+        return await pgp_encrypt(keys, [s.hex().encode() for s in shares])
+
+    return wrap
+
+
 @dataclass
 class KeyCollector:
     """Progress of a multi-party key operation (unseal, generate-root, rekey): distinct shares until the threshold."""
@@ -90,7 +155,11 @@ class KeyCollector:
         return len(self.parts)
 
     def add(self, part: bytes) -> bool:
-        """Add a share; True once the threshold is reached."""
+        """Add a share; True once the threshold is reached. A wrong-sized key is refused before it counts (Vault)."""
+        if len(part) < _MIN_KEY_BYTES:
+            raise InvalidRequest(f"key is shorter than minimum {_MIN_KEY_BYTES} bytes")
+        if len(part) > crypto.KEY_BYTES + 1:
+            raise InvalidRequest(f"key is longer than maximum {crypto.KEY_BYTES + 1} bytes")
         if any(crypto.constant_time_eq(p, part) for p in self.parts):
             return False  # Vault ignores a repeated key without counting it
         self.parts.append(part)
@@ -108,9 +177,13 @@ class ShamirSeal:
         raw = await self.storage.get(SEAL_CONFIG_PATH)
         return None if raw is None else SealConfig(**orjson.loads(raw))
 
-    async def initialize(self, shares: int, threshold: int, root_key: bytes) -> list[bytes]:
+    async def initialize(
+        self, shares: int, threshold: int, root_key: bytes, wrap: ShareWrapper | None = None
+    ) -> list[bytes]:
         unseal_key = crypto.new_key()
         keys = split_unseal_key(unseal_key, shares, threshold)
+        if wrap is not None:
+            keys = await wrap(keys)
         cfg = SealConfig(shares, threshold, crypto.new_uuid(), "strongroom-cluster-" + crypto.random_hex(4))
         await self.storage.put(SEAL_CONFIG_PATH, orjson.dumps(cfg.__dict__))
         await self._store_root_key(unseal_key, root_key)
@@ -135,12 +208,16 @@ class ShamirSeal:
         except crypto.DecryptionError:
             raise InvalidRequest("failed to decrypt the root key: the unseal keys are wrong") from None
 
-    async def rekey(self, root_key: bytes, shares: int, threshold: int) -> list[bytes]:
+    async def rekey(
+        self, root_key: bytes, shares: int, threshold: int, wrap: ShareWrapper | None = None
+    ) -> list[bytes]:
         """New unseal key and shares for the same root key; the old shares stop working."""
         cfg = await self.config()
         assert cfg is not None
         unseal_key = crypto.new_key()
         keys = split_unseal_key(unseal_key, shares, threshold)
+        if wrap is not None:
+            keys = await wrap(keys)
         cfg.secret_shares, cfg.secret_threshold = shares, threshold
         # one transaction: a crash must never leave new shares' config beside the old wrapped root key
         await self.storage.transaction(

@@ -4,22 +4,37 @@ A token's secret ID (``hvs.`` + 24 base62 characters) is shown to its holder onc
 ``id/<HMAC-SHA256(salt, token)>``, accessors at ``accessor/<HMAC(salt, accessor)>``, children at
 ``parent/<parent hash>/<child hash>``. Looking a token up is one keyed read; the stored hash is then compared in
 constant time.
+
+Batch tokens (``hvb.`` + base64url) are the exception that proves the rule: they are never stored. The token *is* its
+entry, sealed with AES-256-GCM under a key that lives behind the barrier (``batch-key``, made once like the salt), so
+nothing about them can be forged, read or changed without the unsealed server. That makes them cheap — no write per
+login — and unrevocable: they die only with their embedded TTL or, when they have one, their parent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import orjson
+
 from strongroom import crypto
+from strongroom.core import request_txn
 from strongroom.core.barrier import BarrierView
 from strongroom.core.logical import InvalidRequest, PermissionDenied
 
 SERVICE_PREFIX = "hvs."
+BATCH_PREFIX = "hvb."
+# a batch token's entry hash: never a storage key that exists, and recognisable where only the hash travels
+BATCH_HASH_PREFIX = "batch."
+WRAPPING_POLICY = "response-wrapping"
+_BATCH_AAD = b"strongroom batch token v1"
+_MAX_BATCH_TOKEN = 8192
 TOKEN_LENGTH = 24
 SYSTEM_MAX_TTL = 32 * 24 * 3600  # Vault's default max lease TTL
 _CACHE_SIZE = 50_000
@@ -56,6 +71,20 @@ class TokenEntry:
         return not self.parent_hash
 
     @property
+    def is_batch(self) -> bool:
+        return self.type == "batch"
+
+    @property
+    def is_wrapping(self) -> bool:
+        """A response-wrapping token: made only by :meth:`TokenStore.create_wrapping`, never by a policy name."""
+        return self.policies == [WRAPPING_POLICY] and bool(self.internal_data.get("wrapping"))
+
+    @property
+    def lease_holder(self) -> str:
+        """Whose revocation takes this token's leases along: a batch token has no storage, so its parent (if any)."""
+        return self.parent_hash if self.is_batch else self.hash
+
+    @property
     def is_root(self) -> bool:
         return "root" in self.policies
 
@@ -80,6 +109,7 @@ class TokenStore:
         self.view = view
         self._salt: bytes = b""
         self._hmac: crypto.HmacKey | None = None
+        self._batch_key: bytes = b""
         self._cache: OrderedDict[str, TokenEntry] = OrderedDict()
         # set by the core: revoke a token's leases, schedule/cancel its expiry
         self.on_revoke: Callable[[str], Awaitable[None]] | None = None
@@ -92,11 +122,17 @@ class TokenStore:
             await self.view.put("salt", salt)
         self._salt = salt
         self._hmac = crypto.HmacKey(salt)
+        batch_key = await self.view.get("batch-key")
+        if batch_key is None:
+            batch_key = crypto.new_key()
+            await self.view.put("batch-key", batch_key)
+        self._batch_key = batch_key
 
     async def stop(self) -> None:
         self._cache.clear()
         self._salt = b""
         self._hmac = None
+        self._batch_key = b""
 
     def hash_token(self, token: str) -> str:
         assert self._hmac is not None
@@ -109,13 +145,17 @@ class TokenStore:
     # --- read ---------------------------------------------------------------------------------------------------
 
     async def _entry(self, token_hash: str) -> TokenEntry | None:
-        cached = self._cache.get(token_hash)
+        # the cache holds committed entries only: this request's own uncommitted change is read from its write set
+        pending = self.view.has_pending(f"id/{token_hash}")
+        cached = None if pending else self._cache.get(token_hash)
         if cached is not None:
             return cached
         raw = await self.view.get_json(f"id/{token_hash}")
         if raw is None:
             return None
         entry = TokenEntry(**raw)
+        if pending:
+            return entry
         self._cache[token_hash] = entry
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -123,6 +163,8 @@ class TokenStore:
 
     async def lookup(self, token: str) -> TokenEntry | None:
         """The live entry for a token's secret ID, or None (unknown, malformed or expired)."""
+        if token.startswith(BATCH_PREFIX):
+            return await self._lookup_batch(token)
         if not token or len(token) > 256 or not token.isascii():
             return None
         token_hash = self.hash_token(token)
@@ -132,6 +174,36 @@ class TokenStore:
         if entry.expire_time and entry.expire_time <= time.time():
             return None
         return entry
+
+    async def _lookup_batch(self, token: str) -> TokenEntry | None:
+        """Open a batch token; expired, tampered, foreign or orphaned-by-revocation tokens are None (Vault's rules)."""
+        if len(token) > _MAX_BATCH_TOKEN or not token.isascii() or not self._batch_key:
+            return None
+        raw = token[len(BATCH_PREFIX) :]
+        try:
+            blob = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+            doc = orjson.loads(crypto.open_sealed(self._batch_key, blob, _BATCH_AAD))
+            entry = _batch_entry(doc, self._batch_hash(token))
+        except (ValueError, TypeError, KeyError, crypto.DecryptionError, orjson.JSONDecodeError):
+            return None
+        if entry.expire_time <= time.time():
+            return None
+        if doc.get("pa"):
+            parent = await self.lookup_accessor(doc["pa"])
+            if parent is None:
+                return None  # a child dies with its parent, even one that was never stored
+            entry.parent_hash = parent.hash
+        self._remember(entry)
+        return entry
+
+    def _batch_hash(self, token: str) -> str:
+        return BATCH_HASH_PREFIX + self.hash_token(token)
+
+    def _remember(self, entry: TokenEntry) -> None:
+        self._cache[entry.hash] = entry
+        self._cache.move_to_end(entry.hash)
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
 
     async def lookup_hash(self, token_hash: str) -> TokenEntry | None:
         entry = await self._entry(token_hash)
@@ -181,7 +253,14 @@ class TokenStore:
         default_ttl: int = SYSTEM_MAX_TTL,
         max_ttl: int = SYSTEM_MAX_TTL,
         bound_cidrs: list[str] | None = None,
+        token_type: str = "service",  # noqa: S107 - a token kind, not a secret
     ) -> tuple[str, TokenEntry]:
+        if token_type == "batch":  # noqa: S105 - a token kind, not a secret
+            return self._create_batch(
+                policies=policies, parent=parent, ttl=ttl, meta=meta, display_name=display_name, path=path,
+                entity_id=entity_id, role_name=role_name, mount_accessor=mount_accessor, default_ttl=default_ttl,
+                max_ttl=max_ttl, bound_cidrs=bound_cidrs,
+            )
         token = token_id or SERVICE_PREFIX + crypto.random_base62(TOKEN_LENGTH)
         token_hash = self.hash_token(token)
         if token_id and await self.view.get(f"id/{token_hash}") is not None:
@@ -228,31 +307,90 @@ class TokenStore:
         if parent is not None:
             puts[f"parent/{parent.hash}/{token_hash}"] = {}
         await self.view.transaction(puts)
-        self._cache[token_hash] = entry
+        request_txn.after_commit(lambda: self._remember(entry))
         if entry.expire_time and self.on_expiry_changed is not None:
             await self.on_expiry_changed(token_hash, entry.expire_time)
         return token, entry
 
+    def _create_batch(
+        self, *, policies: list[str], parent: TokenEntry | None, ttl: int, meta: dict[str, str] | None,
+        display_name: str, path: str, entity_id: str, role_name: str, mount_accessor: str, default_ttl: int,
+        max_ttl: int, bound_cidrs: list[str] | None,
+    ) -> tuple[str, TokenEntry]:
+        """Seal the entry into the token itself: nothing is written, so there is nothing to revoke or renew."""
+        if "root" in policies:
+            raise InvalidRequest("batch tokens cannot be root tokens")
+        now = time.time()
+        effective = min(ttl or default_ttl, max_ttl or SYSTEM_MAX_TTL, SYSTEM_MAX_TTL)
+        entry = TokenEntry(
+            hash="",
+            accessor="",
+            policies=sorted(set(policies)),
+            parent_hash=parent.hash if parent else "",
+            meta=dict(meta or {}),
+            display_name=display_name,
+            creation_time=now,
+            issue_time=now,
+            ttl=effective,
+            path=path,
+            entity_id=entity_id,
+            type="batch",
+            renewable=False,
+            expire_time=now + effective,
+            role_name=role_name,
+            mount_accessor=mount_accessor,
+            bound_cidrs=list(bound_cidrs or []),
+            max_ttl=effective,
+        )
+        doc = _batch_doc(entry, parent.accessor if parent else "")
+        blob = crypto.seal(self._batch_key, orjson.dumps(doc), _BATCH_AAD)
+        token = BATCH_PREFIX + base64.urlsafe_b64encode(blob).decode().rstrip("=")
+        entry.hash = self._batch_hash(token)
+        self._remember(entry)
+        return token, entry
+
+    async def create_wrapping(self, ttl: int, path: str) -> tuple[str, TokenEntry]:
+        """A single-use orphan token whose only power is to unwrap what its cubbyhole holds (Vault's wrapping token)."""
+        return await self.create(
+            policies=[WRAPPING_POLICY],
+            parent=None,
+            ttl=ttl,
+            explicit_max_ttl=ttl,
+            num_uses=1,
+            display_name="",
+            path=path,
+            renewable=False,
+            internal_data={"wrapping": True},
+            default_ttl=ttl,
+            max_ttl=ttl,
+        )
+
     async def _save(self, entry: TokenEntry) -> None:
+        """Store a changed entry. Callers pass a copy (``replace``), never the cached object: a request that is
+        discarded must leave the cache as it was."""
         await self.view.put_json(f"id/{entry.hash}", asdict(entry))
-        self._cache[entry.hash] = entry
+        request_txn.after_commit(lambda: self._remember(entry))
 
     async def use(self, entry: TokenEntry) -> bool:
         """Count one use of a limited-use token; True when that was its last use (the caller revokes it after)."""
         if entry.num_uses == 0:
             return False
+        # held until this request commits or is discarded: the next user of the token counts from the outcome
         async with self.view.lock(f"id/{entry.hash}"):
-            if entry.num_uses < 0:
+            current = await self._entry(entry.hash)
+            if current is None or current.num_uses < 0:
                 raise PermissionDenied()  # another request spent the last use while this one was on its way
-            entry.num_uses -= 1
-            if entry.num_uses == 0:
-                entry.num_uses = -1  # spent: refuse any further use even before revocation completes
-            await self._save(entry)
-        return entry.num_uses == -1
+            left = current.num_uses - 1
+            # -1: spent, refuse any further use even before revocation completes
+            updated = replace(current, num_uses=left if left > 0 else -1)
+            await self._save(updated)
+        return updated.num_uses == -1
 
     # --- renew --------------------------------------------------------------------------------------------------
 
     async def renew(self, entry: TokenEntry, increment: int, max_ttl: int = SYSTEM_MAX_TTL) -> TokenEntry:
+        if entry.is_batch:
+            raise InvalidRequest("batch tokens cannot be renewed")
         if not entry.expire_time:
             return entry  # root and other non-expiring tokens have nothing to renew
         if not entry.renewable:
@@ -267,7 +405,7 @@ class TokenStore:
         cap = entry.max_expire_time()
         if cap and expire > cap:
             expire = cap
-        entry.expire_time = expire
+        entry = replace(entry, expire_time=expire)
         await self._save(entry)
         if self.on_expiry_changed is not None:
             await self.on_expiry_changed(entry.hash, entry.expire_time)
@@ -291,8 +429,7 @@ class TokenStore:
         for child in await self.view.list_all(f"parent/{token_hash}/"):
             entry = await self._entry(child)
             if entry is not None:
-                entry.parent_hash = ""
-                await self._save(entry)
+                await self._save(replace(entry, parent_hash=""))
         await self._revoke_one(token_hash)
 
     async def _revoke_one(self, token_hash: str) -> None:
@@ -307,7 +444,7 @@ class TokenStore:
             if entry.parent_hash:
                 puts[f"parent/{entry.parent_hash}/{token_hash}"] = None
         await self.view.transaction(puts)
-        self._cache.pop(token_hash, None)
+        request_txn.after_commit(lambda: self._cache.pop(token_hash, None))
 
     async def tidy(self) -> int:
         """Remove accessor and parent index records that point at tokens that no longer exist."""
@@ -319,3 +456,31 @@ class TokenStore:
                 removed += 1
         await asyncio.sleep(0)
         return removed
+
+
+# A batch token's plaintext: short keys, empty values left out, the parent by accessor (shorter than its hash and
+# still checked on every use), so tokens stay a few hundred characters like Vault's.
+_BATCH_KEYS = {
+    "pol": "policies", "m": "meta", "dn": "display_name", "path": "path", "e": "entity_id", "r": "role_name",
+    "ma": "mount_accessor", "c": "bound_cidrs",
+}
+
+
+def _batch_doc(entry: TokenEntry, parent_accessor: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {"ct": round(entry.creation_time, 3), "ttl": entry.ttl}
+    if parent_accessor:
+        doc["pa"] = parent_accessor
+    for short, name in _BATCH_KEYS.items():
+        value = getattr(entry, name)
+        if value:
+            doc[short] = value
+    return doc
+
+
+def _batch_entry(doc: dict[str, Any], token_hash: str) -> TokenEntry:
+    created, ttl = float(doc["ct"]), int(doc["ttl"])
+    fields = {name: doc[short] for short, name in _BATCH_KEYS.items() if short in doc}
+    return TokenEntry(
+        hash=token_hash, accessor="", type="batch", renewable=False, creation_time=created, issue_time=created,
+        ttl=ttl, max_ttl=ttl, expire_time=created + ttl, **{"policies": [], **fields},
+    )

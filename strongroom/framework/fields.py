@@ -7,6 +7,9 @@ from typing import Any
 from strongroom.core.logical import InvalidRequest
 from strongroom.framework.durations import parse_duration
 
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
 
 class FieldType(enum.StrEnum):
     STRING = "string"
@@ -50,15 +53,20 @@ def _coerce(name: str, ftype: FieldType, value: Any) -> Any:
         if isinstance(value, bool):
             raise bad()
         if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str):
             try:
-                return int(value.strip())
+                number = int(value.strip())
             except ValueError:
                 raise bad() from None
-        raise bad()
+        else:
+            raise bad()
+        # Vault's ints are Go int64: anything wider would fail later in storage or arithmetic, as a 500
+        if not INT64_MIN <= number <= INT64_MAX:
+            raise InvalidRequest(f"error converting input for field {name!r}: {value!s:.40} is out of range")
+        return number
     if ftype is FieldType.BOOL:
         if isinstance(value, bool):
             return value
@@ -69,9 +77,12 @@ def _coerce(name: str, ftype: FieldType, value: Any) -> Any:
         raise bad()
     if ftype is FieldType.DURATION:
         try:
-            return parse_duration(value)
-        except ValueError:
+            seconds = parse_duration(value)
+        except (ValueError, OverflowError):
             raise bad() from None
+        if seconds > INT64_MAX // 1_000_000_000:  # Vault's durations are int64 nanoseconds
+            raise InvalidRequest(f"error converting input for field {name!r}: duration out of range")
+        return seconds
     if ftype is FieldType.MAP:
         if isinstance(value, dict):
             return value

@@ -19,14 +19,6 @@ def generic_name(group: str) -> str:
     return rf"(?P<{group}>{NAME})"
 
 
-def match_all(group: str) -> str:
-    return rf"(?P<{group}>.*)"
-
-
-def optional_trailing_slash() -> str:
-    return "/?"
-
-
 @dataclass
 class Path:
     """One group of paths of a backend: pattern (a full-match regex), typed fields, handlers per operation."""

@@ -4,15 +4,24 @@ Every request must carry a company IdP token (``Authorization: Bearer``, or the 
 the IdP's JWKS, issuer, audience and expiry; anything else is answered here (401) and never reaches the server. Any
 token the client sent for the server is dropped; the request goes upstream with a short-lived child token minted for
 that staff user under the ``web-user`` policy, so the audit trail names the person.
+
+No token ever goes back to the browser: every answer relayed from the server loses its ``auth.client_token``,
+``wrap_info.token``, the ``id`` of token lookups, and any other copy of the child token. A request
+authenticated by the UI's cookie (rather than a bearer token a script had to hold) must also carry the session's
+CSRF token in ``X-CSRF-Token``: a cookie is sent by the browser on its own, a custom header is not.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
+import orjson
 
+from strongroom import crypto
 from strongroom.proxy import asgi
 from strongroom.proxy.child_tokens import ChildTokens, UpstreamRefused
 from strongroom.proxy.config import ProxyConfig
@@ -21,10 +30,12 @@ from strongroom.proxy.idp import IdpVerifier, NotAuthenticated, StaffUser
 log = logging.getLogger("strongroom.proxy")
 
 COOKIE = "strongroom_staff"
+CSRF_HEADER = "x-csrf-token"
 # request headers never forwarded: credentials for the server or the proxy, and hop-by-hop headers
 _STRIP = {
     "authorization", "x-vault-token", "cookie", "host", "content-length", "connection", "keep-alive", "te",
     "transfer-encoding", "upgrade", "proxy-authorization", "proxy-connection", "trailer", "accept-encoding",
+    CSRF_HEADER,
 }  # fmt: skip
 _PASS_BACK = {"content-type", "cache-control", "retry-after"}
 
@@ -32,9 +43,17 @@ _PASS_BACK = {"content-type", "cache-control", "retry-after"}
 class StaffSession:
     """One verified staff user's view of the server, used by the API forwarder and the UI."""
 
-    def __init__(self, app: ProxyApp, user: StaffUser) -> None:
+    def __init__(self, app: ProxyApp, user: StaffUser, csrf: str | None = None) -> None:
         self.app = app
         self.user = user
+        # set when the session came from the UI's cookie: the token every state-changing request must echo
+        self.csrf = csrf
+
+    def csrf_ok(self, presented: str | None) -> bool:
+        """True for a bearer-authenticated session, or when ``presented`` is this cookie session's CSRF token."""
+        if self.csrf is None:
+            return True
+        return bool(presented) and crypto.constant_time_eq(presented or "", self.csrf)
 
     async def token(self) -> str:
         return await self.app.children.for_user(self.user.id, self.user.expires_at)
@@ -80,13 +99,15 @@ class ProxyApp:
             base_url=f"{cfg.upstream}/v1/", verify=cfg.upstream_ca_cert or True, timeout=30.0
         )
         self.idp = IdpVerifier(cfg.idp)
+        # CSRF tokens are an HMAC of the session cookie: stateless, so any replica sharing the key accepts them
+        self._csrf_key = cfg.csrf_key() or secrets.token_bytes(32)
         self.children = ChildTokens(self.http, self._proxy_token, cfg.child_policies, cfg.child_ttl)
         self._workload: Any = None
         if cfg.login == "kubernetes":
             from strongroom.secretstore.aio import AsyncClient
 
             # the proxy's own ServiceAccount, logged in like any workload (settings from the pod's environment)
-            role = {"role": cfg.k8s_role} if cfg.k8s_role else {}
+            role: dict[str, Any] = {"role": cfg.k8s_role} if cfg.k8s_role else {}
             self._workload = AsyncClient(addr=cfg.upstream, ca_cert=cfg.upstream_ca_cert, **role)
 
     async def _proxy_token(self) -> str:
@@ -94,13 +115,18 @@ class ProxyApp:
             return await self._workload.token()
         return self.cfg.proxy_token()
 
+    def csrf_token(self, cookie: str) -> str:
+        return crypto.hmac_sha256_hex(self._csrf_key, b"strongroom-csrf\x00" + cookie.encode())
+
     async def authenticate(self, req: asgi.Req) -> StaffSession:
         auth = req.headers.get("authorization", "")
-        token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-        token = token or req.cookie(COOKIE)
-        if not token:
+        bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        if bearer:
+            return StaffSession(self, await self.idp.verify(bearer))
+        cookie = req.cookie(COOKIE)
+        if not cookie:
             raise NotAuthenticated("staff authentication required")
-        return StaffSession(self, await self.idp.verify(token))
+        return StaffSession(self, await self.idp.verify(cookie), csrf=self.csrf_token(cookie))
 
     async def __call__(self, scope: dict[str, Any], receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
@@ -146,11 +172,15 @@ class ProxyApp:
         except NotAuthenticated as exc:
             await asgi.send_error(send, 401, str(exc), headers=[("www-authenticate", 'Bearer realm="strongroom"')])
             return
+        if not session.csrf_ok(req.headers.get(CSRF_HEADER)):
+            await asgi.send_error(send, 403, "missing or invalid CSRF token (X-CSRF-Token) for a cookie session")
+            return
         headers = {k: v for k, v in req.headers.items() if k not in _STRIP}
         upstream_path = req.raw_path if req.raw_path.startswith("/v1/") else req.path
+        api_path = upstream_path[len("/v1/") :]
         try:
             resp = await session.request(
-                req.method, upstream_path[len("/v1/") :], content=req.body or None, headers=headers, query=req.query
+                req.method, api_path, content=req.body or None, headers=headers, query=req.query
             )
         except UpstreamRefused as exc:
             await asgi.send_error(send, exc.status, str(exc))
@@ -159,9 +189,54 @@ class ProxyApp:
             await asgi.send_error(send, 502, "the secrets server is unreachable")
             return
         back = [(k, v) for k, v in resp.headers.items() if k.lower() in _PASS_BACK]
-        await asgi.send(send, resp.status_code, resp.content, resp.headers.get("content-type", "application/json"), [
+        child = resp.request.headers.get("x-vault-token", "")
+        body = without_tokens(resp.content, api_path, child)
+        await asgi.send(send, resp.status_code, body, resp.headers.get("content-type", "application/json"), [
             (k, v) for k, v in back if k.lower() != "content-type"
         ])  # fmt: skip
+
+
+# accessors stay: an accessor cannot authenticate a request, and it is what ties an answer to the audit trail
+_TOKEN_KEYS = {"auth": ("client_token",), "wrap_info": ("token",)}
+
+
+def without_tokens(content: bytes, api_path: str, child_token: str) -> bytes:
+    """A server answer fit for the browser: no token of any kind, and no copy of the child token anywhere.
+
+    The token endpoints' ``data.id`` is the token itself; ``auth.client_token`` and ``wrap_info.token`` are newly
+    minted ones. Whatever else might echo the child token (it is known exactly) is blanked,
+    and a body that is not JSON loses it byte for byte.
+    """
+    if not content:
+        return content
+    try:
+        doc = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return content.replace(child_token.encode(), b"") if child_token else content
+    if not isinstance(doc, dict):
+        return content
+    for section, keys in _TOKEN_KEYS.items():
+        part = doc.get(section)
+        if isinstance(part, dict):
+            for key in keys:
+                part.pop(key, None)
+    data = doc.get("data")
+    if isinstance(data, dict) and unquote(api_path).lstrip("/").startswith("auth/token/"):
+        data.pop("id", None)
+    if child_token:
+        doc = _blank(doc, child_token)
+    return orjson.dumps(doc)
+
+
+def _blank(value: Any, token: str) -> Any:
+    # recursion is safe here: this walks the server's own answer, never the client's input
+    if isinstance(value, dict):
+        return {k: _blank(v, token) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_blank(v, token) for v in value]
+    if isinstance(value, str) and token in value:
+        return value.replace(token, "")
+    return value
 
 
 def _upstream_url(base: httpx.URL, path: str, query: str) -> httpx.URL:

@@ -79,7 +79,9 @@ class ChildTokens:
             "ttl": f"{ttl}s",
             "explicit_max_ttl": f"{ttl}s",
             "renewable": False,
-            "no_default_policy": False,
+            # the default policy lets a token look itself up, renew and revoke itself, and more; a child gets only
+            # web-user, which grants the one lookup the proxy needs
+            "no_default_policy": True,
         }
         try:
             resp = await self._http.post(

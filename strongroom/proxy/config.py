@@ -10,6 +10,7 @@ token_file = "/run/secrets/proxy-token"
 child_policies = ["web-user"]
 child_ttl = "5m"
 cookie_secure = true                              # the UI cookie only over HTTPS
+csrf_key_file = "/run/secrets/proxy-csrf-key"     # optional: share it between replicas (else random per process)
 
 [idp]
 issuer = "https://idp.example.com"
@@ -58,12 +59,25 @@ class ProxyConfig:
     child_policies: tuple[str, ...] = ("web-user",)
     child_ttl: int = 300
     cookie_secure: bool = True
+    csrf_key_file: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
         return host or "127.0.0.1", int(port)
+
+    def csrf_key(self) -> bytes | None:
+        """The key CSRF tokens are derived with; ``None`` means each process picks a random one."""
+        if not self.csrf_key_file:
+            return None
+        try:
+            key = Path(self.csrf_key_file).read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read csrf_key_file: {exc.strerror}") from None
+        if len(key) < 32:
+            raise ConfigError("csrf_key_file must hold at least 32 bytes")
+        return key
 
     def proxy_token(self) -> str:
         value = os.environ.get("STRONGROOM_PROXY_TOKEN")
@@ -103,6 +117,7 @@ def load(path: str) -> ProxyConfig:
         child_policies=tuple(doc.get("child_policies", ["web-user"])),
         child_ttl=max(30, ttl),
         cookie_secure=bool(doc.get("cookie_secure", True)),
+        csrf_key_file=doc.get("csrf_key_file"),
         idp=IdpConfig(
             issuer=idp["issuer"],
             audience=idp["audience"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 
 from strongroom.secretstore import aio, database
+from strongroom.secretstore.certificate import certificate
 from strongroom.secretstore.client import Client, SecretPath
 from strongroom.secretstore.database import database_credentials
 from strongroom.secretstore.errors import (
@@ -57,6 +58,7 @@ __all__ = [
     "Settings",
     "Unavailable",
     "aio",
+    "certificate",
     "database",
     "database_credentials",
     "default_client",

@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from strongroom import backoff
 from strongroom.secretstore.errors import PermissionDenied, Unavailable
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,8 @@ def renew_delay(lease_duration: float, rng: Callable[[float, float], float] = _j
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
-    """Exponential backoff with full-range jitter in [50 %, 100 %] of the step."""
-    step = min(maximum, initial * 2 ** max(0, attempt - 1))
-    return step * _jitter.uniform(0.5, 1.0)
+    """Exponential backoff with jitter in [50 %, 100 %] of the step; ``attempt`` counts from 1."""
+    return backoff.delay(attempt - 1, base=initial, cap=maximum, jitter=backoff.HALF_JITTER, uniform=_jitter.uniform)
 
 
 class DatabaseCredentials:
@@ -115,7 +115,7 @@ class DatabaseCredentials:
         self._lock = threading.Lock()
         self._have = threading.Event()
         self._stop = threading.Event()
-        self.stats = {"fetches": 0, "renewals": 0, "failures": 0, "last_error": ""}
+        self.stats: dict[str, Any] = {"fetches": 0, "renewals": 0, "failures": 0, "last_error": ""}
         self._thread = threading.Thread(target=self._run, name=f"db-creds-{self.role_name}", daemon=True)
         self._thread.start()
 

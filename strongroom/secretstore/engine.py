@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from strongroom.backoff import FULL_JITTER, delay
 from strongroom.secretstore.errors import (
     ConfigurationError,
     PermissionDenied,
@@ -73,7 +74,7 @@ def check_name(name: str, what: str = "name") -> str:
 
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Full-jitter exponential backoff: spreads the retries of many pods after an outage."""
-    return _jitter.uniform(0, min(cap, base * (2**attempt)))
+    return delay(attempt, base=base, cap=cap, jitter=FULL_JITTER, uniform=_jitter.uniform)
 
 
 def _errors(resp: httpx.Response) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Iterable
 
 from strongroom.storage.base import CheckAndSetError, TxnOp, next_sibling
 
@@ -53,6 +54,19 @@ class InMemoryStorage:
             elif op.kind == "delete" and op.key in self._data:
                 del self._data[op.key]
                 self._keys.pop(bisect.bisect_left(self._keys, op.key))
+
+    async def scan(self, lower: str = "", limit: int = 1000, *, include_lower: bool = True) -> list[tuple[str, bytes]]:
+        i = bisect.bisect_left(self._keys, lower) if include_lower else bisect.bisect_right(self._keys, lower)
+        return [(k, self._data[k]) for k in self._keys[i : i + limit]]
+
+    async def export(self, sink: Callable[[list[tuple[str, bytes]]], None], page: int = 5000) -> None:
+        items = [(k, self._data[k]) for k in self._keys]  # taken at once: nothing else runs meanwhile
+        for i in range(0, len(items), page):
+            sink(items[i : i + page])
+
+    async def replace_all(self, entries: Iterable[tuple[str, bytes]]) -> None:
+        self._data = dict(entries)
+        self._keys = sorted(self._data)
 
     async def close(self) -> None:
         return None

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
 import psycopg
@@ -60,6 +60,16 @@ class PostgresStorage:
             "INSERT INTO {} (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
         ).format(ident)
         self._sql_delete = sql.SQL("DELETE FROM {} WHERE key = %s").format(ident)
+        self._sql_scan = {
+            True: sql.SQL("SELECT key, value FROM {} WHERE key >= %s ORDER BY key LIMIT %s").format(ident),
+            False: sql.SQL("SELECT key, value FROM {} WHERE key > %s ORDER BY key LIMIT %s").format(ident),
+        }
+        self._sql_all = sql.SQL("SELECT key, value FROM {} ORDER BY key").format(ident)
+        self._sql_replace = (
+            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(ident),
+            sql.SQL("DELETE FROM {}").format(ident),
+            sql.SQL("COPY {} (key, value) FROM STDIN").format(ident),
+        )
         self._idle: list[psycopg.AsyncConnection] = []
         self._slots = asyncio.Semaphore(pool_size)
         self._schema_lock = asyncio.Lock()
@@ -218,6 +228,37 @@ class PostgresStorage:
                     raise ValueError(f"unknown transaction operation {op.kind!r}")
             committing[0] = True
         # leaving conn.transaction() committed; reaching here means the commit was acknowledged
+
+    # --- the whole store: snapshots, restore, migration (see strongroom/ops/) ----------------------------------
+
+    async def scan(self, lower: str = "", limit: int = 1000, *, include_lower: bool = True) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` entries from ``lower`` on (inclusive or not), in key order."""
+
+        async def run(conn: psycopg.AsyncConnection) -> list[tuple[str, bytes]]:
+            cur = await conn.execute(self._sql_scan[include_lower], (lower, limit))
+            return [(str(k), bytes(v)) for k, v in await cur.fetchall()]
+
+        return await self._read(run)
+
+    async def export(self, sink: Callable[[list[tuple[str, bytes]]], None], page: int = 5000) -> None:
+        """Every entry in key order from one REPEATABLE READ snapshot: writers go on, this read sees none of them."""
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            async with conn.cursor(name="strongroom_export") as cur:
+                await cur.execute(self._sql_all)
+                while rows := await cur.fetchmany(page):
+                    sink([(str(k), bytes(v)) for k, v in rows])
+
+    async def replace_all(self, entries: Iterable[tuple[str, bytes]]) -> None:
+        """Replace the whole table in one transaction; the table lock orders it after every writer in flight."""
+        lock, delete, copy_in = self._sql_replace
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute(lock)
+            await conn.execute(delete)
+            async with conn.cursor().copy(copy_in) as copy:
+                copy.set_types(["text", "bytea"])
+                for key, value in entries:
+                    await copy.write_row((key, value))
 
     async def close(self) -> None:
         if self._closed:

@@ -4,17 +4,29 @@ Writes are group-committed: concurrent writers queue their operations, one threa
 transaction with ``synchronous=FULL`` and resolves every waiter only after the commit is on disk, so an acknowledged
 write survives ``kill -9`` while many writers share one fsync. Reads run on their own connection (WAL readers never
 block the writer).
+
+One storage, one writer: the constructor takes an exclusive ``flock`` on ``<db>.lock`` beside the database and keeps
+it until :meth:`SQLiteStorage.close` (the kernel drops it when the process dies, even by ``kill -9``). A second server,
+dev server or tool opening the same file fails at once with :class:`~strongroom.config.ConfigError`, before it can
+read or write anything.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins  # the class's own ``list`` method shadows the builtin in its annotations
+import contextlib
+import fcntl
 import os
 import queue
+import shutil
 import sqlite3
+import tempfile
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from strongroom.config import ConfigError
 from strongroom.storage.base import CheckAndSetError, TxnOp, seek_children
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
@@ -25,6 +37,8 @@ class _Pending:
     ops: list[TxnOp]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[None] = field(repr=False)
+    # instead of ``ops``: run on the writer connection inside the batch (a restore replacing everything)
+    run: Callable[[sqlite3.Connection], None] | None = None
 
 
 class SQLiteStorage:
@@ -32,19 +46,27 @@ class SQLiteStorage:
         self.path = path
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, mode=0o700, exist_ok=True)
+        self._claim_fd = _claim(path)
+        try:
+            self._open_connections()
+        except BaseException:
+            os.close(self._claim_fd)
+            raise
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def _open_connections(self) -> None:
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._writer.execute(_SCHEMA)
         self._writer.commit()
         try:
-            os.chmod(path, 0o600)
+            os.chmod(self.path, 0o600)
         except OSError:
             pass
         self._reader = self._connect()
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
-        self._thread.start()
-        self._closed = False
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -77,7 +99,7 @@ class SQLiteStorage:
     async def delete(self, key: str) -> None:
         await self.transaction([TxnOp("delete", key)])
 
-    async def transaction(self, ops: list[TxnOp]) -> None:
+    async def transaction(self, ops: builtins.list[TxnOp]) -> None:
         if self._closed:
             raise RuntimeError("storage is closed")
         loop = asyncio.get_running_loop()
@@ -102,7 +124,7 @@ class SQLiteStorage:
                 batch.append(nxt)
             self._apply_batch(batch)
 
-    def _apply_batch(self, batch: list[_Pending]) -> None:
+    def _apply_batch(self, batch: builtins.list[_Pending]) -> None:
         results: list[BaseException | None] = []
         conn = self._writer
         try:
@@ -110,7 +132,10 @@ class SQLiteStorage:
             for item in batch:
                 conn.execute("SAVEPOINT txn")
                 try:
-                    self._apply_ops(conn, item.ops)
+                    if item.run is not None:
+                        item.run(conn)
+                    else:
+                        self._apply_ops(conn, item.ops)
                     conn.execute("RELEASE txn")
                     results.append(None)
                 except CheckAndSetError as exc:
@@ -128,7 +153,7 @@ class SQLiteStorage:
             item.loop.call_soon_threadsafe(_resolve, item.future, result)
 
     @staticmethod
-    def _apply_ops(conn: sqlite3.Connection, ops: list[TxnOp]) -> None:
+    def _apply_ops(conn: sqlite3.Connection, ops: builtins.list[TxnOp]) -> None:
         for op in ops:
             if op.kind == "check":
                 row = conn.execute("SELECT value FROM entries WHERE key = ?", (op.key,)).fetchone()
@@ -145,6 +170,54 @@ class SQLiteStorage:
             elif op.kind == "delete":
                 conn.execute("DELETE FROM entries WHERE key = ?", (op.key,))
 
+    # --- the whole store: snapshots, restore, migration (see strongroom/ops/) ----------------------------------
+
+    async def scan(
+        self, lower: str = "", limit: int = 1000, *, include_lower: bool = True
+    ) -> builtins.list[tuple[str, bytes]]:
+        """Up to ``limit`` entries from ``lower`` on (inclusive or not), in key order."""
+        op = ">=" if include_lower else ">"
+        rows = self._reader.execute(
+            f"SELECT key, value FROM entries WHERE key {op} ? ORDER BY key LIMIT ?", (lower, limit)  # noqa: S608
+        ).fetchall()
+        return [(str(k), bytes(v)) for k, v in rows]
+
+    async def export(self, sink: Callable[[builtins.list[tuple[str, bytes]]], None], page: int = 5000) -> None:
+        """Every entry in key order, from one consistent version, without pausing writers: SQLite's online backup
+        API copies the database into a private temporary file (one step, a WAL read transaction), read from there."""
+        await asyncio.to_thread(self._export, sink, page)
+
+    def _export(self, sink: Callable[[builtins.list[tuple[str, bytes]]], None], page: int) -> None:
+        folder = tempfile.mkdtemp(prefix="strongroom-export-")  # 0700; holds barrier ciphertext only
+        try:
+            src = sqlite3.connect(self.path)
+            dst = sqlite3.connect(os.path.join(folder, "copy.db"))
+            try:
+                src.backup(dst)
+                cur = dst.execute("SELECT key, value FROM entries ORDER BY key")
+                while rows := cur.fetchmany(page):
+                    sink([(str(k), bytes(v)) for k, v in rows])
+            finally:
+                dst.close()
+                src.close()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    async def replace_all(self, entries: Iterable[tuple[str, bytes]]) -> None:
+        """Replace the whole store atomically: one transaction of the writer, after every write queued before it."""
+        if self._closed:
+            raise RuntimeError("storage is closed")
+        rows = builtins.list(entries)
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM entries")
+            conn.executemany("INSERT INTO entries(key, value) VALUES(?, ?)", rows)
+
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Pending([], loop, fut, run=run))
+        await fut
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -153,6 +226,36 @@ class SQLiteStorage:
         await asyncio.to_thread(self._thread.join)
         self._writer.close()
         self._reader.close()
+        os.close(self._claim_fd)  # releases the claim: another process may open the database now
+
+
+def _claim(path: str) -> int:
+    """Lock ``<path>.lock`` exclusively for as long as the returned descriptor stays open; refuse if someone holds it.
+
+    A lock file of its own, not the database: SQLite's POSIX locks on the database are per process and come and go
+    with every transaction, while a ``flock`` belongs to this open file and lasts until it is closed.
+    """
+    lock_path = os.path.realpath(path) + ".lock"  # one lock per database file, however the path is spelt
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = ""
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(os.pread(fd, 32, 0).decode().strip() or "0")
+            holder = f" (pid {pid})" if pid > 0 else ""
+        os.close(fd)
+        raise ConfigError(
+            f"storage {path} is in use by another Strongroom process{holder}: one storage, one server"
+        ) from None
+    except OSError:
+        os.close(fd)
+        raise
+    # who holds it, for the message a second process prints; the lock itself is what counts
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _resolve(fut: asyncio.Future[None], result: BaseException | None) -> None:

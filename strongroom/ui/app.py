@@ -3,6 +3,9 @@
 Every page is fetched from the server with the signed-in person's own child token, so the UI can show exactly what
 their policies allow and nothing more. Values are only read on an explicit POST ("Reveal") and the page that shows one
 is never cached.
+
+Forms carry CSRF tokens: the sign-in form a random one that must match a short-lived cookie set with it (so nobody
+can sign a browser in as someone else), and every form of a signed-in page the session's token (see the proxy).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from strongroom import crypto
 from strongroom.proxy import asgi
 from strongroom.proxy.idp import NotAuthenticated
 from strongroom.ui.html import STYLE, Markup, esc, link, page, table, url
@@ -30,6 +34,8 @@ _HEADERS = [
     ),
 ]
 _MAX_LIST = 500
+LOGIN_CSRF_COOKIE = "strongroom_login_csrf"
+_LOGIN_CSRF_AGE = 900
 
 
 class _Page(Exception):
@@ -74,11 +80,17 @@ async def handle(app: ProxyApp, req: asgi.Req, send: asgi.Send) -> None:
             await _html(send, 401, page("Sign in required", Markup(f'<p class="error">{esc(exc)}</p>')))
         return
     user = session.user.id
+    csrf = session.csrf or ""
+    if req.method == "POST" and not session.csrf_ok(req.form().get("csrf_token")):
+        body = Markup('<p class="error">This form did not come from this page (missing or stale CSRF token). '
+                      "Go back, reload and try again.</p>")  # fmt: skip
+        await _html(send, 403, page("Not allowed", body, user, csrf))
+        return
     try:
         title, body = await _dispatch(session, req)
-        await _html(send, 200, page(title, body, user))
+        await _html(send, 200, page(title, body, user, csrf))
     except _Page as p:
-        await _html(send, p.status, page(p.title, p.body, user))
+        await _html(send, p.status, page(p.title, p.body, user, csrf))
 
 
 def _cookie(app: ProxyApp, value: str, max_age: int) -> str:
@@ -88,26 +100,50 @@ def _cookie(app: ProxyApp, value: str, max_age: int) -> str:
     return f"{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
 
 
-_LOGIN_FORM = Markup(
-    "<p>Sign in with your company identity token (normally set for you by the company sign-on).</p>"
-    '<form method="post" action="/ui/login"><label>IdP token<br>'
-    '<textarea name="token" rows="4" cols="80" autocomplete="off" required></textarea></label><br>'
-    '<button type="submit">Sign in</button></form>'
-)
+def _login_form(nonce: str) -> Markup:
+    return Markup(
+        "<p>Sign in with your company identity token (normally set for you by the company sign-on).</p>"
+        f'<form method="post" action="/ui/login">{csrf_field(nonce)}<label>IdP token<br>'
+        '<textarea name="token" rows="4" cols="80" autocomplete="off" required></textarea></label><br>'
+        '<button type="submit">Sign in</button></form>'
+    )
+
+
+def csrf_field(token: str | None) -> Markup:
+    return Markup(f'<input type="hidden" name="csrf_token" value="{esc(token)}">') if token else Markup("")
+
+
+def _login_cookie(app: ProxyApp, value: str, max_age: int) -> str:
+    secure = "; Secure" if app.cfg.cookie_secure else ""
+    return f"{LOGIN_CSRF_COOKIE}={value}; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+
+
+async def _login_page(app: ProxyApp, send: asgi.Send, status: int, before: Markup = Markup("")) -> None:
+    nonce = crypto.random_hex(16)
+    await _html(send, status, page("Sign in", before + _login_form(nonce)),
+                [("set-cookie", _login_cookie(app, nonce, _LOGIN_CSRF_AGE))])  # fmt: skip
 
 
 async def _login(app: ProxyApp, req: asgi.Req, send: asgi.Send) -> None:
     if req.method != "POST":
-        await _html(send, 200, page("Sign in", _LOGIN_FORM))
+        await _login_page(app, send, 200)
         return
-    token = req.form().get("token", "").strip()
+    form = req.form()
+    expected, presented = req.cookie(LOGIN_CSRF_COOKIE) or "", form.get("csrf_token", "")
+    if not expected or not presented or not crypto.constant_time_eq(expected, presented):
+        # a sign-in posted from another site (login CSRF) or from a stale form: the person must sign in here
+        error = Markup('<p class="error">The sign-in form expired or did not come from this site. Sign in again.</p>')
+        await _login_page(app, send, 403, error)
+        return
+    token = form.get("token", "").strip()
     try:
         user = await app.idp.verify(token)
     except NotAuthenticated as exc:
-        await _html(send, 401, page("Sign in", Markup(f'<p class="error">{esc(exc)}</p>') + _LOGIN_FORM))
+        await _login_page(app, send, 401, Markup(f'<p class="error">{esc(exc)}</p>'))
         return
     max_age = max(0, int(user.expires_at - time.time()))
-    await _redirect(send, "/ui/", [("set-cookie", _cookie(app, token, max_age))])
+    await _redirect(send, "/ui/", [("set-cookie", _cookie(app, token, max_age)),
+                                   ("set-cookie", _login_cookie(app, "", 0))])  # fmt: skip
 
 
 async def _dispatch(s: StaffSession, req: asgi.Req) -> tuple[str, Markup]:
@@ -257,7 +293,7 @@ async def _service(s: StaffSession, ns: str, sa: str) -> Markup:
             created_by = _version_creator(meta) or (meta.get("custom_metadata") or {}).get("created_by") or "—"
             href = url("ui", "secrets", ns, sa, *name.split("/"), version)
             reveal = Markup(
-                f'<form class="inline" method="post" action="{esc(href)}">'
+                f'<form class="inline" method="post" action="{esc(href)}">{csrf_field(s.csrf)}'
                 f'<button type="submit" name="reveal" value="1">Reveal</button></form>'
             )
             rows.append((name, link(href, version), meta.get("created_time", ""), created_by, reveal))
@@ -280,7 +316,8 @@ async def _secret(s: StaffSession, ns: str, sa: str, name: str, version: str, re
     href = url("ui", "secrets", ns, sa, *name.split("/"), version)
     if not reveal:
         return info + Markup(
-            f'<form method="post" action="{esc(href)}"><button type="submit" name="reveal" value="1">'
+            f'<form method="post" action="{esc(href)}">{csrf_field(s.csrf)}'
+            '<button type="submit" name="reveal" value="1">'
             "Reveal value</button></form>"
         )
     status, body = await s.call("GET", f"secret/data/k8s/{ns}/{sa}/{name}/{version}")

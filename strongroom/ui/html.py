@@ -13,6 +13,10 @@ from urllib.parse import quote
 class Markup(str):
     """Text that is already safe HTML (built here from escaped parts)."""
 
+    def __add__(self, other: str) -> Markup:
+        # safe + safe stays safe; anything else is escaped on the way in, as markupsafe does
+        return Markup(str.__add__(self, esc(other)))
+
 
 def esc(value: object) -> Markup:
     if isinstance(value, Markup):
@@ -42,11 +46,15 @@ NAV = (("Overview", "/ui/"), ("Mounts", "/ui/mounts"), ("Auth methods", "/ui/aut
        ("Secrets", "/ui/secrets"))  # fmt: skip
 
 
-def page(title: str, body: Markup, user: str | None = None) -> bytes:
+def page(title: str, body: Markup, user: str | None = None, csrf: str = "") -> bytes:
+    """A whole page; ``csrf`` (a cookie session's token) goes into its forms and a meta tag for same-origin scripts
+    that call ``/v1`` with the cookie."""
     nav = join(Markup(f"<li>{link(href, name)}</li>") for name, href in NAV) if user else Markup("")
+    hidden = f'<input type="hidden" name="csrf_token" value="{esc(csrf)}">' if csrf else ""
+    meta = f'<meta name="csrf-token" content="{esc(csrf)}">\n' if csrf else ""
     who = (
         Markup(
-            f'<form class="logout" method="post" action="/ui/logout"><span class="user">{esc(user)}</span> '
+            f'<form class="logout" method="post" action="/ui/logout">{hidden}<span class="user">{esc(user)}</span> '
             '<button type="submit">Sign out</button></form>'
         )
         if user
@@ -55,7 +63,7 @@ def page(title: str, body: Markup, user: str | None = None) -> bytes:
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)} · Strongroom</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/ui/static/style.css"></head>
+{meta}<link rel="stylesheet" href="/ui/static/style.css"></head>
 <body><header><a class="brand" href="/ui/">Strongroom</a><nav><ul>{nav}</ul></nav>{who}</header>
 <main><h1>{esc(title)}</h1>{body}</main></body></html>"""
     return doc.encode()

@@ -7,6 +7,7 @@ import shutil
 import stat
 from pathlib import Path
 
+import orjson
 import pytest
 
 from strongroom.audit import AuditBroker, AuditFailure
@@ -190,8 +191,7 @@ async def test_fail_closed_when_the_only_device_cannot_write(
     folder.mkdir()
     log = folder / "audit.log"
     if breakage == "disk-full":
-        if not HAVE_DEV_FULL:
-            pytest.skip("no /dev/full")
+        assert HAVE_DEV_FULL, "this Linux test needs /dev/full"
         await enable_file(broker, Path("/dev/full"), mode="0")
     else:
         await enable_file(broker, log)
@@ -278,7 +278,7 @@ async def test_events_are_recorded_in_the_chain(broker: AuditBroker, tmp_path: P
     assert verify_file(str(log)).ok
 
 
-async def test_a_half_written_last_line_stays_visible_after_restart(
+async def test_a_half_written_last_line_is_resumed_after_on_restart(
     barrier: Barrier, broker: AuditBroker, tmp_path: Path
 ) -> None:
     log = tmp_path / "audit.log"
@@ -293,9 +293,11 @@ async def test_a_half_written_last_line_stays_visible_after_restart(
     finally:
         await again.stop()
     lines = log.read_bytes().splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4 and lines[1] == b'{"time":"2026-01-01T00:00:00Z","type":"requ'
+    resumed = orjson.loads(lines[2])
+    assert (resumed["type"], resumed["seq"], resumed["torn_seq"]) == ("chain-resumed", 2, 2)
     result = verify_file(str(log))
-    assert not result.ok and result.line == 2
+    assert result.ok and result.entries == 3 and result.findings == ["line 2: truncated at seq 2, resumed"]
 
 
 async def test_lines_cut_off_the_end_while_down_show_up_as_a_gap(

@@ -30,16 +30,20 @@ def signing_key(alg: str = "RS256") -> str:
     return _KEYS[alg]
 
 
-# People. Bob and Carol approve; Alice requests; Mallory is Alice again under a second account (same subject).
+# People. Bob and Carol approve; Alice requests; alice2, alice-mail and alice-hr are Alice again under second
+# accounts: the same subject, the same mailbox, and neither (only the HR id of the person claim is hers).
 PEOPLE: dict[str, dict[str, Any]] = {
-    "alice": {"sub": "u-alice", "email": "alice@bank.test", "groups": ["platform"]},
-    "alice2": {"sub": "u-alice", "email": "alice.admin@bank.test", "groups": ["platform", "platform-leads"]},
-    "alice-mail": {"sub": "u-alice-second", "email": "alice@bank.test", "groups": ["platform-leads"]},
-    "bob": {"sub": "u-bob", "email": "bob@bank.test", "groups": ["platform", "platform-leads"]},
-    "carol": {"sub": "u-carol", "email": "carol@bank.test", "groups": ["platform-leads", "security"]},
-    "dave": {"sub": "u-dave", "email": "dave@bank.test", "groups": ["platform", "sre-oncall"]},
-    "erin": {"sub": "u-erin", "email": "erin@bank.test", "groups": ["marketing"]},
-    "sam": {"sub": "u-sam", "email": "sam@bank.test", "groups": ["security"]},
+    "alice": {"sub": "u-alice", "email": "alice@bank.test", "groups": ["platform"], "hr": "E1001"},
+    "alice2": {"sub": "u-alice", "email": "alice.admin@bank.test", "groups": ["platform", "platform-leads"],
+               "hr": "E1001"},
+    "alice-mail": {"sub": "u-alice-second", "email": "alice@bank.test", "groups": ["platform-leads"], "hr": "E1001"},
+    "alice-hr": {"sub": "u-alice-admin", "email": "a.admin@ops.bank.test", "groups": ["platform-leads", "security"],
+                 "hr": "E1001"},
+    "bob": {"sub": "u-bob", "email": "bob@bank.test", "groups": ["platform", "platform-leads"], "hr": "E1002"},
+    "carol": {"sub": "u-carol", "email": "carol@bank.test", "groups": ["platform-leads", "security"], "hr": "E1003"},
+    "dave": {"sub": "u-dave", "email": "dave@bank.test", "groups": ["platform", "sre-oncall"], "hr": "E1004"},
+    "erin": {"sub": "u-erin", "email": "erin@bank.test", "groups": ["marketing"], "hr": "E1005"},
+    "sam": {"sub": "u-sam", "email": "sam@bank.test", "groups": ["security"], "hr": "E1006"},
 }
 
 
@@ -61,7 +65,8 @@ def base_config(tmp: Path, idp: TestIdp, receiver: Receiver, strongroom_addr: st
     return {
         "broker": {"listen": "127.0.0.1:0", "public_url": "https://mpa.bank.test", "production": False,
                    "storage": f"sqlite:///{tmp / 'broker.db'}", "audit_log": str(tmp / "audit.jsonl")},
-        "idp": {"issuer": idp.issuer, "audience": idp.audience, "jwks_url": idp.jwks_url},
+        "idp": {"issuer": idp.issuer, "audience": idp.audience, "jwks_url": idp.jwks_url,
+                "person_claim": "employee_id"},
         "seed": {"file": str(tmp / "seed.json"), "kek_file": str(tmp / "kek")},
         "notify": {"slack_webhook": f"{receiver.url}/slack", "critical_webhook": f"{receiver.url}/page"},
         "break_glass": {"groups": ["sre-oncall"], "duration": "5m"},
@@ -84,6 +89,7 @@ class RunningBroker:
 
     def token(self, who: str, **kw: Any) -> str:
         p = PEOPLE[who]
+        kw.setdefault("extra", {"employee_id": p["hr"]})
         return self.idp.token(p["sub"], p["groups"], email=p["email"], name=who, **kw)
 
     def as_(self, who: str) -> httpx.Client:

@@ -92,13 +92,15 @@ class TestIdp:
         threading.Thread(target=self.http.serve_forever, daemon=True).start()
 
     def token(self, sub: str, groups: list[str], *, email: str | None = None, name: str | None = None,
-              issuer: str | None = None, audience: str | None = None, ttl: int = 600, key: Any = None) -> str:
+              issuer: str | None = None, audience: str | None = None, ttl: int = 600, key: Any = None,
+              extra: dict[str, Any] | None = None) -> str:
         now = int(time.time())
         claims = {"iss": issuer or self.issuer, "aud": audience or self.audience, "sub": sub, "iat": now,
                   "exp": now + ttl, "groups": groups, "preferred_username": name or sub}
         if email is not None:
             claims["email"] = email
             claims["email_verified"] = True
+        claims.update(extra or {})
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": "idp-1"})
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cbor2
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from strongroom.broker.attestation.cose import sign1
@@ -15,14 +16,12 @@ from strongroom.broker.attestation.local import InsecureAttestorRefused, LocalAt
 from strongroom.broker.attestation.nitro import verify_nitro
 from strongroom.broker.attestation.testca import AttestationCA
 
-SAMPLE = Path("/work/shared/reference/fixtures/sui_nitro_attestation.hex")
+SAMPLE = Path(__file__).resolve().parent / "fixtures" / "sui_nitro_attestation.hex"  # licence: fixtures/README.md
 SAMPLE_TIME = dt.datetime(2024, 11, 14, 23, 46, 29, tzinfo=dt.UTC)
 GOOD_PCR0 = bytes.fromhex("ab" * 48)
 
 
 def _sample() -> bytes:
-    if not SAMPLE.exists():
-        pytest.skip("the shared Nitro sample is not available")
     return bytes.fromhex(SAMPLE.read_text().strip())
 
 
@@ -135,3 +134,41 @@ def test_local_attestor_refuses_unless_marked_insecure():
     assert verify_nitro(raw, roots=local.roots, expected_nonce=b"c" * 32).measurement == "ab" * 48
     with pytest.raises(AttestationError):
         verify_nitro(raw)  # never accepted where the AWS root is the trust anchor
+
+
+_UNKNOWN = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.7.1"), b"\x05\x00")
+
+
+def test_unknown_critical_extension_on_the_leaf_is_refused(ca):
+    raw = ca.document({0: GOOD_PCR0}, leaf_extensions=[(_UNKNOWN, True)])
+    with pytest.raises(AttestationError, match="critical extension"):
+        verify_nitro(raw, roots=[ca.root])
+    # The same extension marked non-critical may be ignored, as RFC 5280 allows.
+    assert verify_nitro(ca.document({0: GOOD_PCR0}, leaf_extensions=[(_UNKNOWN, False)]), roots=[ca.root])
+
+
+def test_unknown_critical_extension_on_an_intermediate_is_refused():
+    odd = AttestationCA.generate(intermediate_extensions=[(_UNKNOWN, True)])
+    with pytest.raises(AttestationError, match="critical extension"):
+        verify_nitro(odd.document({0: GOOD_PCR0}), roots=[odd.root])
+
+
+def test_leaf_without_digital_signature_usage_is_refused(ca):
+    from strongroom.broker.attestation import testca
+
+    usage = x509.KeyUsage(**dict(testca._USAGE, digital_signature=False, key_cert_sign=False))
+    protected, unprotected, payload, sig = cbor2.loads(ca.document({0: GOOD_PCR0}))
+    doc = cbor2.loads(payload)
+    leaf = x509.load_der_x509_certificate(doc["certificate"])
+    key = ec.generate_private_key(ec.SECP384R1())
+    builder = (x509.CertificateBuilder().subject_name(leaf.subject).issuer_name(leaf.issuer)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(leaf.not_valid_before_utc).not_valid_after(leaf.not_valid_after_utc)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(usage, critical=True))
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    doc["certificate"] = builder.sign(ca.intermediate_key, hashes.SHA384()).public_bytes(Encoding.DER)
+    with pytest.raises(AttestationError, match="may not make signatures"):
+        verify_nitro(sign1(key, cbor2.dumps(doc)), roots=[ca.root])

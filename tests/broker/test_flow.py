@@ -27,7 +27,7 @@ def test_happy_path_request_approve_fetch_once(broker):
 def test_self_approval_refused(broker):
     req = broker.request("alice")
     # alice is not in platform-leads, but even a second account with the same IdP subject that is cannot approve
-    for who in ("alice", "alice2", "alice-mail"):
+    for who in ("alice", "alice2", "alice-mail", "alice-hr"):
         r = broker.review(who, req["id"])
         assert r.status_code == 403, (who, r.text)
     assert broker.as_("bob").get(f"/v1/requests/{req['id']}").json()["request"]["state"] == "pending"

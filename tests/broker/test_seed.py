@@ -170,6 +170,11 @@ def test_broker_deploy_flow_adds_measurement(make_broker, tmp_path):
     assert broker.fetch("sam", req["id"]).status_code == 409
     assert broker.review("carol", req["id"]).json()["request"]["state"] == "approved"
     grant = broker.fetch("sam", req["id"]).json()["credential"]["grant"]
+    import jwt
+
+    # The grant names people (the person claim), so two accounts of one human never count as two approvers.
+    ids = jwt.decode(grant, options={"verify_signature": False})["mpa_approver_ids"]
+    assert ids == ["person:E1002", "person:E1003"]
     release = KeyRelease(kek, [])
     resealed = release.allow_measurement(blob, grant, "https://mpa.bank.test")
     assert resealed["policy"]["allowed_measurements"] == sorted([TRUSTED, OTHER])

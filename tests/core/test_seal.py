@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import base64
+import dis
+import functools
+import itertools
+import time
 
 import httpx
 import hvac
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strongroom import crypto
+from strongroom.core.logical import InvalidRequest
+from strongroom.core.seal import KeyCollector
 
 INIT_CONFIG = """
 storage "sqlite" { path = "{storage}" }
@@ -190,3 +200,191 @@ def test_rotate_adds_a_key_term_and_old_data_stays_readable(server):
     client = server.client()
     assert client.secrets.kv.v2.read_secret_version("before-rotate")["data"]["data"] == {"v": "1"}
     assert client.secrets.kv.v2.read_secret_version("after-rotate")["data"]["data"] == {"v": "2"}
+
+
+# --- Shamir secret sharing (strongroom.crypto): Vault's scheme, checked against an independent reference ----------
+# The reference below is deliberately naive and obviously correct: carry-less multiplication followed by long division
+# by the AES polynomial x^8+x^4+x^3+x+1 (0x11b), powers by repeated multiplication, inverses by search, polynomials
+# evaluated term by term. Vault's layout: a share is the polynomial's values for each secret byte, then one x byte.
+
+def ref_mul(a: int, b: int) -> int:
+    product = 0
+    for i in range(8):
+        if (b >> i) & 1:
+            product ^= a << i
+    for bit in range(14, 7, -1):
+        if (product >> bit) & 1:
+            product ^= 0x11B << (bit - 8)
+    return product
+
+
+def ref_pow(a: int, k: int) -> int:
+    r = 1
+    for _ in range(k):
+        r = ref_mul(r, a)
+    return r
+
+
+@functools.cache
+def ref_inv(a: int) -> int:
+    return next(b for b in range(1, 256) if ref_mul(a, b) == 1)
+
+
+def ref_eval(coefficients: list[int], x: int) -> int:
+    y = 0
+    for k, c in enumerate(coefficients):
+        y ^= ref_mul(c, ref_pow(x, k))
+    return y
+
+
+def ref_interpolate(points: list[tuple[int, int]], x: int) -> int:
+    """Lagrange interpolation at x through (xi, yi), in the reference arithmetic."""
+    total = 0
+    for i, (xi, yi) in enumerate(points):
+        term = yi
+        for j, (xj, _) in enumerate(points):
+            if i != j:
+                term = ref_mul(term, ref_mul(x ^ xj, ref_inv(xi ^ xj)))
+        total ^= term
+    return total
+
+
+def vault_split(secret: bytes, xs: list[int], coefficient_rows: list[list[int]]) -> list[bytes]:
+    """Vault's Split with fixed coefficients (row i: the polynomial of secret byte i, constant term first)."""
+    return [bytes([ref_eval(row, x) for row in coefficient_rows] + [x]) for x in xs]
+
+
+# Vectors made with the reference for secret b"strongroom", threshold 3, x = 1, 2, 0x80, 0xff and coefficients
+# c_ij = (37*i + 11*j + 5) mod 256; pinned here so that a change of layout or field shows as a failure.
+VECTOR_SECRET = b"strongroom"
+VECTOR_XS = [1, 2, 0x80, 0xFF]
+VECTOR_ROWS = [[b] + [(37 * i + 11 * j + 5) % 256 for j in (1, 2)] for i, b in enumerate(VECTOR_SECRET)]
+VECTOR_SHARES = ["78014d9a657a6562145801", "3f05498fb7937c31086c02", "c1260536cdc36e8252cf80", "9c4d5de4fc73eec5f44eff"]
+
+
+def test_field_arithmetic_matches_the_reference_and_fips_197():
+    assert crypto._gf_mul(0x57, 0x83) == 0xC1  # FIPS-197 section 4.2
+    assert crypto._gf_mul(0x57, 0x13) == 0xFE
+    assert crypto._gf_mul(0x53, 0xCA) == 0x01
+    for a in range(256):
+        for b in range(256):
+            assert crypto._gf_mul(a, b) == ref_mul(a, b), (a, b)
+    for a in range(1, 256):
+        assert crypto._gf_inv(a) == ref_inv(a)
+        assert crypto._gf_div(ref_mul(a, 0x1D), a) == 0x1D
+
+
+def test_field_multiplication_has_no_secret_dependent_branches_or_table_lookups():
+    # the only control flow in _gf_mul is its fixed eight-round loop; _gf_inv is straight-line; neither indexes a table
+    for fn in (crypto._gf_mul, crypto._gf_inv):
+        ops = {ins.opname for ins in dis.get_instructions(fn)}
+        assert not {o for o in ops if "JUMP_IF" in o or o.startswith("POP_JUMP")}, (fn.__name__, ops)
+        assert "BINARY_SUBSCR" not in ops and "COMPARE_OP" not in ops, (fn.__name__, ops)
+    assert not hasattr(crypto, "_EXP") and not hasattr(crypto, "_LOG")
+
+
+def test_known_vectors_in_vaults_layout():
+    shares = vault_split(VECTOR_SECRET, VECTOR_XS, VECTOR_ROWS)
+    assert [s.hex() for s in shares] == VECTOR_SHARES
+    assert all(len(s) == len(VECTOR_SECRET) + 1 and s[-1] == x for s, x in zip(shares, VECTOR_XS, strict=True))
+    for subset in itertools.combinations(shares, 3):
+        assert crypto.shamir_combine(list(subset)) == VECTOR_SECRET
+    assert crypto.shamir_combine(shares) == VECTOR_SECRET  # more than the threshold works too
+    assert crypto.shamir_combine(shares[:2]) != VECTOR_SECRET
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    secret=st.binary(min_size=1, max_size=40),
+    xs=st.lists(st.integers(1, 255), min_size=2, max_size=8, unique=True),
+    data=st.data(),
+)
+def test_combine_recovers_any_vault_split_with_fixed_coefficients(secret, xs, data):
+    threshold = data.draw(st.integers(2, len(xs)))
+    rows = [[b] + data.draw(st.lists(st.integers(0, 255), min_size=threshold - 1, max_size=threshold - 1))
+            for b in secret]
+    shares = vault_split(secret, xs, rows)
+    subset = data.draw(st.lists(st.sampled_from(shares), min_size=threshold, max_size=len(shares), unique=True))
+    assert crypto.shamir_combine(subset) == secret
+
+
+@settings(max_examples=50, deadline=None)
+@given(secret=st.binary(min_size=1, max_size=32), data=st.data())
+def test_split_then_any_threshold_subset_reconstructs(secret, data):
+    n = data.draw(st.integers(2, 10))
+    t = data.draw(st.integers(2, n))
+    shares = crypto.shamir_split(secret, n, t)
+    xs = [s[-1] for s in shares]
+    assert len(shares) == n and len(set(xs)) == n and 0 not in xs
+    assert all(len(s) == len(secret) + 1 for s in shares)
+    subset = data.draw(st.permutations(shares).map(lambda p: p[: data.draw(st.integers(t, n))]))
+    assert crypto.shamir_combine(list(subset)) == secret
+    # every share lies on one polynomial of degree t-1 whose constant term is the secret (reference arithmetic)
+    basis = shares[:t]
+    for share in shares[t:]:
+        for idx in range(len(secret)):
+            assert ref_interpolate([(s[-1], s[idx]) for s in basis], share[-1]) == share[idx]
+    assert bytes(ref_interpolate([(s[-1], s[idx]) for s in basis], 0) for idx in range(len(secret))) == secret
+
+
+@settings(max_examples=20, deadline=None)
+@given(secret=st.binary(min_size=1, max_size=2), data=st.data())
+def test_fewer_than_threshold_shares_leave_every_secret_equally_possible(secret, data):
+    # For t-1 real shares, each of the 256 values a missing t-th share could take completes them to a different
+    # secret byte: the known shares are consistent with every candidate secret, each by exactly one polynomial, so
+    # (with uniformly random coefficients) they say nothing about the secret.
+    t = data.draw(st.integers(2, 5))
+    n = data.draw(st.integers(t, 8))
+    shares = crypto.shamir_split(secret, n, t)
+    known = shares[: t - 1]
+    used = {s[-1] for s in known}
+    x_missing = data.draw(st.integers(1, 255).filter(lambda x: x not in used))
+    for idx in range(len(secret)):
+        completions = set()
+        for y in range(256):
+            parts = [bytes([s[idx], s[-1]]) for s in known] + [bytes([y, x_missing])]
+            completions.add(crypto.shamir_combine(parts)[0])
+        assert completions == set(range(256))
+
+
+def test_duplicate_zero_and_malformed_parts_are_refused():
+    shares = crypto.shamir_split(b"k" * 32, 5, 3)
+    with pytest.raises(ValueError, match="duplicate part detected"):
+        crypto.shamir_combine([shares[0], shares[1], shares[0]])
+    relabelled = shares[1][:-1] + shares[0][-1:]  # a different share claiming the same x
+    with pytest.raises(ValueError, match="duplicate part detected"):
+        crypto.shamir_combine([shares[0], relabelled, shares[2]])
+    zero_x = shares[2][:-1] + b"\x00"  # x = 0 would be the secret itself; never a valid share
+    with pytest.raises(ValueError, match="x coordinate zero"):
+        crypto.shamir_combine([shares[0], shares[1], zero_x])
+    with pytest.raises(ValueError, match="same length"):
+        crypto.shamir_combine([shares[0], shares[1][:-2] + shares[1][-1:]])
+    with pytest.raises(ValueError, match="less than two parts"):
+        crypto.shamir_combine([shares[0]])
+    for n, t in ((2, 3), (256, 3), (5, 1)):
+        with pytest.raises(ValueError):
+            crypto.shamir_split(b"secret", n, t)
+    with pytest.raises(ValueError):
+        crypto.shamir_split(b"", 3, 2)
+
+
+def test_a_repeated_unseal_key_is_ignored_and_wrong_sizes_are_refused():
+    shares = crypto.shamir_split(b"u" * 32, 3, 2)
+    collector = KeyCollector(threshold=2)
+    assert collector.add(shares[0]) is False
+    assert collector.add(bytes(shares[0])) is False  # the same key again: not counted, as in Vault
+    assert collector.progress == 1
+    for bad in (b"short", b"x" * 34):
+        with pytest.raises(InvalidRequest):
+            collector.add(bad)
+    assert collector.progress == 1
+    assert collector.add(shares[2]) is True
+    assert crypto.shamir_combine(collector.parts) == b"u" * 32
+
+
+def test_combining_32_byte_shares_is_fast():
+    shares = crypto.shamir_split(crypto.new_key(), 10, 10)
+    started = time.perf_counter()
+    for _ in range(10):
+        crypto.shamir_combine(shares)
+    assert (time.perf_counter() - started) / 10 < 0.1  # an unseal of the largest sensible threshold, well under 100 ms

@@ -37,7 +37,7 @@ def test_dev_server_prints_root_token_mounts_kv_v2_and_stops_on_sigterm(server):
     [
         (
             'storage "sqlite" { path = "x.db" }\nlistener "tcp" { address = "127.0.0.1:1"\n tls_disable = true }\n'
-            "telemetry { x = 1 }",
+            "bogus_stanza { x = 1 }",
             "unknown stanza",
         ),
         ('storage "etcd" { path = "x" }\nlistener "tcp" { tls_disable = true }', "unknown storage type"),

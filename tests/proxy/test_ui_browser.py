@@ -26,8 +26,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed")
+    # a missing browser is a failure, never a skip: CI must exercise the UI for real
+    assert Path(CHROMIUM).exists(), "Debian chromium is not installed (scripts/install installs it)"
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

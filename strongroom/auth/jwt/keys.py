@@ -1,4 +1,4 @@
-"""Where the IdP's signing keys come from: static PEM keys, a JWKS URL, or OIDC discovery (then its JWKS).
+"""Where the IdP's signing keys come from: static PEM keys, a JWKS URL or file, or OIDC discovery (then its JWKS).
 
 Fetched keys are cached per URL for a few minutes; a token whose ``kid`` is not in the cached set triggers at most
 one refetch a second, so key rotation at the IdP is picked up without letting bad tokens hammer it.
@@ -10,10 +10,12 @@ import asyncio
 import ssl
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
+import orjson
 
 from strongroom.auth.jwtutil import TokenError, load_public_key
 
@@ -52,19 +54,21 @@ class KeySource:
         """(candidate keys for ``kid``, the discovered issuer or '')."""
         if config.get("jwt_validation_pubkeys"):
             return self.static_keys(config["jwt_validation_pubkeys"]), ""
+        jwks_file = config.get("jwks_file") or ""
         url = config.get("jwks_url") or config.get("oidc_discovery_url") or ""
-        discovery = not config.get("jwks_url")
+        discovery = not config.get("jwks_url") and not jwks_file
+        source = f"file:{jwks_file}" if jwks_file else url
         ca = (config.get("jwks_ca_pem") if not discovery else config.get("oidc_discovery_ca_pem")) or ""
-        cached = self._cache.get(url)
+        cached = self._cache.get(source)
         now = time.monotonic()
         stale = cached is None or now - cached.fetched > CACHE_SECONDS
         unknown_kid = cached is not None and kid is not None and all(k != kid for k, _ in cached.keys)
-        if stale or (unknown_kid and now - cached.fetched > REFETCH_MIN_SECONDS):
+        if cached is None or stale or (unknown_kid and now - cached.fetched > REFETCH_MIN_SECONDS):
             async with self._lock:
-                cached = self._cache.get(url)
+                cached = self._cache.get(source)
                 if cached is None or time.monotonic() - cached.fetched > REFETCH_MIN_SECONDS:
-                    cached = await fetch(url, ca, discovery)
-                    self._cache[url] = cached
+                    cached = await (read_file(jwks_file) if jwks_file else fetch(url, ca, discovery))
+                    self._cache[source] = cached
         assert cached is not None
         matching = [key for k, key in cached.keys if kid is None or k == kid or not k]
         return matching, cached.issuer
@@ -101,6 +105,19 @@ async def fetch(url: str, ca_pem: str, discovery: bool) -> _Cached:
             jwks = await _get_json(client, jwks_url)
     except (httpx.HTTPError, ssl.SSLError, ValueError) as exc:
         raise KeyFetchError(f"fetching keys from {url} failed: {type(exc).__name__}") from None
+    return _Cached(fetched=time.monotonic(), keys=_usable_keys(jwks), issuer=issuer)
+
+
+async def read_file(path: str) -> _Cached:
+    """A JWKS document kept on disk (an IdP whose keys are distributed out of band)."""
+    try:
+        jwks = orjson.loads(await asyncio.to_thread(Path(path).read_bytes))
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise KeyFetchError(f"reading keys from {path} failed: {type(exc).__name__}") from None
+    return _Cached(fetched=time.monotonic(), keys=_usable_keys(jwks))
+
+
+def _usable_keys(jwks: Any) -> list[tuple[str, Any]]:
     keys: list[tuple[str, Any]] = []
     for raw in (jwks.get("keys") if isinstance(jwks, dict) else None) or []:
         try:
@@ -112,4 +129,4 @@ async def fetch(url: str, ca_pem: str, discovery: bool) -> _Cached:
         keys.append((str(raw.get("kid", "")), pyjwk.key))
     if not keys:
         raise KeyFetchError("no usable keys in the JWKS")
-    return _Cached(fetched=time.monotonic(), keys=keys, issuer=issuer)
+    return keys

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from strongroom.auth.token_fields import TOKEN_TYPES
 from strongroom.core.logical import Auth, InvalidRequest, NotFound, Operation, PermissionDenied, Request, Response
 from strongroom.core.tokens import TokenEntry
 from strongroom.framework import Backend, BackendContext, Field, FieldData, FieldType, Path
@@ -21,7 +22,9 @@ def _rfc3339(ts: float) -> str | None:
 
 
 def lookup_data(entry: TokenEntry, token_id: str = "") -> dict[str, Any]:
-    return {
+    """Vault's token lookup shape: ``role``, ``period`` and ``bound_cidrs`` appear only when set; a batch token has
+    no lease, so no ``renewable``/``issue_time`` beyond what it carries."""
+    data: dict[str, Any] = {
         "accessor": entry.accessor,
         "creation_time": int(entry.creation_time),
         "creation_ttl": entry.ttl,
@@ -35,13 +38,18 @@ def lookup_data(entry: TokenEntry, token_id: str = "") -> dict[str, Any]:
         "num_uses": max(entry.num_uses, 0),
         "orphan": entry.orphan,
         "path": entry.path,
-        "period": entry.period or None,
         "policies": entry.policies,
         "renewable": entry.renewable,
-        "role": entry.role_name or None,
         "ttl": entry.ttl_remaining(),
         "type": entry.type,
     }
+    if entry.role_name:
+        data["role"] = entry.role_name
+    if entry.period:
+        data["period"] = entry.period
+    if entry.bound_cidrs:
+        data["bound_cidrs"] = list(entry.bound_cidrs)
+    return data
 
 
 _CREATE_FIELDS = {
@@ -54,7 +62,7 @@ _CREATE_FIELDS = {
     "renewable": Field(FieldType.BOOL, "Whether the token may be renewed.", default=True),
     "lease": Field(FieldType.DURATION, "Deprecated: use ttl."),
     "ttl": Field(FieldType.DURATION, "TTL of the token."),
-    "type": Field(FieldType.STRING, "Token type: service (batch tokens are not supported).", default="service"),
+    "type": Field(FieldType.STRING, "Token type: service or batch.", default=""),
     "explicit_max_ttl": Field(FieldType.DURATION, "Hard cap on the token's life.", default=0),
     "display_name": Field(FieldType.STRING, "Display name of the token.", default="token"),
     "num_uses": Field(FieldType.INT, "Number of uses; 0 is unlimited.", default=0),
@@ -72,7 +80,9 @@ _ROLE_FIELDS = {
     "period": Field(FieldType.DURATION, "Deprecated: token_period.", default=0),
     "token_explicit_max_ttl": Field(FieldType.DURATION, "Explicit max TTL of tokens of this role.", default=0),
     "explicit_max_ttl": Field(FieldType.DURATION, "Deprecated: token_explicit_max_ttl.", default=0),
-    "token_type": Field(FieldType.STRING, "Token type.", default="service"),
+    "token_type": Field(
+        FieldType.STRING, "service, batch, default-service, default-batch or default.", default="default-service"
+    ),
     "allowed_entity_aliases": Field(FieldType.COMMA_STRING_LIST, "Entity aliases tokens may use.", default=[]),
     "token_no_default_policy": Field(FieldType.BOOL, "Do not attach default.", default=False),
     "token_num_uses": Field(FieldType.INT, "Uses of tokens of this role.", default=0),
@@ -152,7 +162,11 @@ class TokenBackend(Backend):
     # --- create -------------------------------------------------------------------------------------------------
 
     async def _caller_entry(self, req: Request) -> TokenEntry:
-        entry = await self.core.tokens.lookup_hash(req.caller.token_hash)
+        # a batch token exists only as the secret the caller sent, so look it up by that when we have it
+        if req.client_token:
+            entry = await self.core.tokens.lookup(req.client_token)
+        else:
+            entry = await self.core.tokens.lookup_hash(req.caller.token_hash)
         if entry is None:
             raise PermissionDenied()
         return entry
@@ -172,6 +186,8 @@ class TokenBackend(Backend):
 
     async def _create(self, req: Request, fd: FieldData, orphan: bool) -> Response:
         parent = await self._caller_entry(req)
+        if parent.is_batch:
+            raise InvalidRequest("batch tokens cannot create more tokens")
         sudo = await self._has_sudo(req, parent)
         role: dict[str, Any] | None = None
         role_name = fd.get("role_name") or ""
@@ -179,8 +195,7 @@ class TokenBackend(Backend):
             role = await self.ctx.storage.get_json(f"roles/{role_name}")
             if role is None:
                 raise InvalidRequest(f"unknown role {role_name}")
-        if fd.get("type") not in ("service", "default", ""):
-            raise InvalidRequest("only service tokens are supported")
+        token_type = _token_type(fd, role)
         if fd.get("id"):
             if not parent.is_root:
                 raise InvalidRequest("root or sudo privileges required to specify token id")
@@ -248,6 +263,7 @@ class TokenBackend(Backend):
             token_id=fd.get("id") or "",
             default_ttl=mount_default,
             max_ttl=max_ttl,
+            token_type=token_type,
         )
         return Response(auth=_auth_for(token, entry), warnings=warnings)
 
@@ -259,7 +275,7 @@ class TokenBackend(Backend):
             return await self.lookup_self(req, fd)
         entry = await self.core.tokens.lookup(token)
         if entry is None:
-            raise InvalidRequest("bad token")
+            raise PermissionDenied("bad token")  # Vault's answer: 403, so a lookup cannot probe for tokens
         return Response(data=lookup_data(entry, token))
 
     async def lookup_self(self, req: Request, fd: FieldData) -> Response:
@@ -341,9 +357,11 @@ class TokenBackend(Backend):
             raise InvalidRequest("missing token")
         entry = await self.core.tokens.lookup(token)
         if entry is not None:
+            _revocable(entry)
             await self.core.tokens.revoke_tree(entry.hash)
 
     async def revoke_self(self, req: Request, fd: FieldData) -> None:
+        _revocable(await self._caller_entry(req))
         await self.core.tokens.revoke_tree(req.caller.token_hash)
 
     async def revoke_accessor(self, req: Request, fd: FieldData) -> None:
@@ -357,6 +375,7 @@ class TokenBackend(Backend):
         entry = await self.core.tokens.lookup(token)
         if entry is None:
             raise InvalidRequest("token to revoke not found")
+        _revocable(entry)
         await self.core.tokens.revoke_orphan(entry.hash)
 
     async def list_accessors(self, req: Request, fd: FieldData) -> Response:
@@ -392,12 +411,43 @@ class TokenBackend(Backend):
         role["token_explicit_max_ttl"] = role["token_explicit_max_ttl"] or role.pop("explicit_max_ttl", 0)
         role.pop("period", None)
         role.pop("explicit_max_ttl", None)
+        kind = (role["token_type"] or "default-service").lower()
+        kind = "default-service" if kind == "default" else kind  # Vault stores a token role's "default" so
+        if kind not in TOKEN_TYPES:
+            raise InvalidRequest("invalid 'token_type' value")
+        if kind == "batch" and (role["token_period"] or role["token_explicit_max_ttl"]):
+            raise InvalidRequest("batch tokens cannot have a period or an explicit max TTL")
+        role["token_type"] = kind
         role["allowed_policies"] = [p.lower() for p in role["allowed_policies"]]
         role["disallowed_policies"] = [p.lower() for p in role["disallowed_policies"]]
         await self.ctx.storage.put_json(f"roles/{name}", role)
 
     async def delete_role(self, req: Request, fd: FieldData) -> None:
         await self.ctx.storage.delete(f"roles/{fd.get('role_name')}")
+
+
+def _token_type(fd: FieldData, role: dict[str, Any] | None) -> str:
+    """Vault's choice of token type: a role's fixed type wins, its default-* type fills in, batch refuses what a
+    batch token cannot carry."""
+    wanted = (fd.get("type") or "").lower()
+    role_type = (role or {}).get("token_type") or "default-service"
+    if role_type in ("service", "batch"):
+        wanted = role_type
+    elif role_type == "default-batch" and not wanted:
+        wanted = "batch"
+    if wanted in ("", "service"):
+        return "service"
+    if wanted != "batch":
+        raise InvalidRequest("invalid 'token_type' value")
+    for name in ("explicit_max_ttl", "num_uses", "period"):
+        if fd.get(name):
+            raise InvalidRequest(f'batch tokens cannot have "{name}" set')
+    return "batch"
+
+
+def _revocable(entry: TokenEntry) -> None:
+    if entry.is_batch:
+        raise InvalidRequest("batch tokens cannot be revoked")
 
 
 def _display_name(name: str) -> str:
@@ -425,4 +475,5 @@ def _auth_for(token: str, entry: TokenEntry) -> Auth:
         orphan=entry.orphan,
         num_uses=max(entry.num_uses, 0),
         display_name=entry.display_name,
+        token_type=entry.type,
     )

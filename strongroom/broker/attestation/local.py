@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cryptography import x509
 
-from strongroom.broker.attestation.testca import AttestationCA
+from strongroom.attestation.testca import AttestationCA
 
 
 class InsecureAttestorRefused(RuntimeError):

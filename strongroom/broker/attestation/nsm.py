@@ -13,8 +13,8 @@ import subprocess
 
 from cryptography import x509
 
-from strongroom.broker.attestation.aws_root import aws_nitro_root
-from strongroom.broker.attestation.document import AttestationError
+from strongroom.attestation.aws_root import aws_nitro_root
+from strongroom.attestation.document import AttestationError
 
 NSM_DEVICE = "/dev/nsm"
 HELPER = "nsm-attest"

@@ -32,12 +32,14 @@ class BrokerDeployKind:
         return {"measurement": measurement}
 
     async def mint(self, req: MpaRequest, ttl: int, now: float) -> Minted:
-        approvers = {(a["issuer"], a["subject"]) for a in req.approvers}
+        # Two people, not two accounts: the person claim (when configured) identifies the human behind an account.
+        approvers = {f"person:{a['person']}" if a.get("person") else f"{a['issuer']}#{a['subject']}"
+                     for a in req.approvers}
         if len(approvers) < 2:
             raise KindError("a broker deploy needs two distinct approvers")
         claims = {"sub": GRANT_SUBJECT, "aud": GRANT_AUDIENCE, "measurement": req.params["measurement"],
                   "mpa_request_id": req.id, "mpa_approvers": approver_names(req),
-                  "mpa_approver_ids": sorted(f"{i}#{s}" for i, s in approvers),
+                  "mpa_approver_ids": sorted(approvers),
                   "mpa_requester": req.requester.get("email") or req.requester["subject"]}
         token, exp = self._issuer.mint(claims, ttl, now=now)
         return Minted(credential={"type": "broker-deploy-grant", "grant": token, "measurement":

@@ -18,7 +18,14 @@ _PATH_MODULES = (
     "path_leases",
     "path_audit",
     "path_transport",
+    "path_rekey",
     "path_openapi",
+    "path_internal_ui",
+    "path_remount",
+    "path_host",
+    "path_wrapping",
+    "path_metrics",
+    "path_snapshot",
 )
 
 

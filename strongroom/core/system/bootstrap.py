@@ -1,4 +1,4 @@
-"""Defaults a new Strongroom needs: workload login with its reader policy, and the people policies."""
+"""Defaults a new Strongroom needs: workload login with its reader policy, the people policies, and ``kms-plugin``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ if TYPE_CHECKING:
 
 
 async def bootstrap(core: Core) -> list[str]:
+    from strongroom.core.system.default_policies import KMS_PLUGIN_POLICY, kms_plugin_policy
     from strongroom.core.system.default_policies import bootstrap as install_workload_defaults
     from strongroom.core.system.people_policies import POLICIES
 
     installed = list(await install_workload_defaults(core) or [])
-    for name, text in POLICIES.items():
+    for name, text in {**POLICIES, KMS_PLUGIN_POLICY: kms_plugin_policy()}.items():
         await core.policies.set(name, text)
         installed.append(f"policy {name}")
     return installed

@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from strongroom.engines.pki.workload import install as install_workload_pki
+from strongroom.engines.pki.workload import issue_policy_stanza
+
 if TYPE_CHECKING:
     from strongroom.core.core import Core
 
@@ -19,6 +22,29 @@ READER_POLICY = "kubernetes-reader"
 DEFAULT_ROLE = "default"
 DEFAULT_ROLE_TTL = 3600
 DEFAULT_ROLE_MAX_TTL = 86400
+# the KMS v2 plugin's grant: a fixed key name, so bootstrap can install it before anyone configures the plugin
+KMS_PLUGIN_POLICY = "kms-plugin"
+KMS_PLUGIN_MOUNT = "transit"
+KMS_PLUGIN_KEY = "kubernetes-kms"
+
+
+def kms_plugin_policy(mount: str = KMS_PLUGIN_MOUNT, key: str = KMS_PLUGIN_KEY) -> str:
+    """Exactly what ``strongroom kms-plugin --mount MOUNT --key KEY`` calls: encrypt, decrypt, read the key."""
+    return f"""# {KMS_PLUGIN_POLICY}: what kube-apiserver's KMS v2 plugin (strongroom kms-plugin) may do, nothing else.
+# It encrypts and decrypts DEK seeds with transit key {mount}/{key} and reads the key for its latest version.
+
+path "{mount}/encrypt/{key}" {{
+  capabilities = ["update"]
+}}
+
+path "{mount}/decrypt/{key}" {{
+  capabilities = ["update"]
+}}
+
+path "{mount}/keys/{key}" {{
+  capabilities = ["read"]
+}}
+"""
 
 
 def kubernetes_reader_policy(accessor: str) -> str:
@@ -45,7 +71,8 @@ path "database/creds/k8s_rw_{{{{{meta}.service_account_name}}}}_{{{{{meta}.servi
 path "database/creds/k8s_ro_{{{{{meta}.service_account_name}}}}_{{{{{meta}.service_account_namespace}}}}" {{
   capabilities = ["read"]
 }}
-"""
+
+""" + issue_policy_stanza()
 
 
 async def bootstrap(core: Core) -> list[str]:
@@ -56,9 +83,9 @@ async def bootstrap(core: Core) -> list[str]:
     installed: list[str] = []
     route = core.router.get("auth/" + KUBERNETES_MOUNT)
     if route is None:
-        await core.mount(new_mount(KUBERNETES_MOUNT, "kubernetes", is_auth=True,
-                                   description="Kubernetes workloads log in with their ServiceAccount token"))
-        route = core.router.get("auth/" + KUBERNETES_MOUNT)
+        # routed only when this request commits: use the route the mount hands back
+        route = await core.mount(new_mount(KUBERNETES_MOUNT, "kubernetes", is_auth=True,
+                                           description="Kubernetes workloads log in with their ServiceAccount token"))
         installed.append("auth/kubernetes")
     assert route is not None
     backend = route.backend
@@ -87,4 +114,5 @@ async def bootstrap(core: Core) -> list[str]:
             "pem_keys": [], "issuer": "", "disable_iss_validation": True, "disable_local_ca_jwt": False,
         })
         installed.append("auth/kubernetes/config")
+    installed += await install_workload_pki(core, route.entry.accessor)
     return installed

@@ -41,6 +41,8 @@ def paths(core: Core) -> list[Path]:
         await core.audit.disable(fd.get("path"))
 
     async def audit_hash(req: Request, fd: FieldData) -> Response:
+        if fd.get("path").strip().strip("/") + "/" not in core.audit.list():
+            raise InvalidRequest("unknown audit backend")  # Vault's words; clients match them
         return Response(data={"hash": core.audit.hash(fd.get("path"), fd.get("input"))}, inject_top_level=True)
 
     async def chain_head(req: Request, fd: FieldData) -> Response:

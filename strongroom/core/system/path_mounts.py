@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from strongroom.core.logical import InvalidRequest, NotFound, Operation, Request, Response
-from strongroom.core.mounts import MountEntry, backend_class, new_mount, normalize_mount_path
+from strongroom.core.logical import InvalidRequest, NotFound, Operation, PermissionDenied, Request, Response
+from strongroom.core.mounts import (
+    MountEntry,
+    Route,
+    backend_class,
+    holds_write_once_data,
+    new_mount,
+    normalize_mount_path,
+    refuse_write_once,
+)
+from strongroom.core.system.path_internal_ui import caller_has_sudo
 from strongroom.core.tokens import SYSTEM_MAX_TTL
 from strongroom.framework import Field, FieldData, FieldType, Path
 from strongroom.framework.durations import parse_duration
@@ -67,6 +76,18 @@ def _parse_options(raw: Any, current: dict[str, str] | None = None) -> dict[str,
     return out
 
 
+async def write_once_removal_refused(core: Core, req: Request, route: Route, action: str) -> bool:
+    """Issue 18's rule for write-once mounts, stricter than Vault: one that holds data is never removed or moved (a
+    400 for everyone, root included); an empty one only by a caller with ``sudo`` on the request path. True when the
+    caller lacks that sudo."""
+    if await holds_write_once_data(route):
+        raise refuse_write_once(route, action)
+    is_write_once = getattr(route.backend, "is_write_once", None)
+    if is_write_once is None or not await is_write_once():
+        return False
+    return not await caller_has_sudo(core, req, req.full_path, req.operation)
+
+
 def paths(core: Core) -> list[Path]:
     def table(is_auth: bool) -> dict[str, Any]:
         return {e.path: e.to_api() for e in core.router.entries(is_auth)}
@@ -88,8 +109,8 @@ def paths(core: Core) -> list[Path]:
             if not mtype:
                 raise InvalidRequest("backend type must be specified as a string")
             options = _parse_options(fd.get("options"))
-            if mtype == "kv-v2":
-                mtype, options["version"] = "kv", "2"
+            if mtype in ("kv-v1", "kv-v2"):
+                mtype, options["version"] = "kv", mtype[-1]
             if mtype == "kv" and "version" not in options:
                 options["version"] = "1"
             if not is_auth and path.startswith(("auth/", "sys/", "cubbyhole/", "identity/")):
@@ -121,6 +142,9 @@ def paths(core: Core) -> list[Path]:
 
         async def disable(req: Request, fd: FieldData) -> Response | None:
             path = normalize_mount_path(fd.get("path"))
+            route = core.router.get(("auth/" if is_auth else "") + path)
+            if route is not None and await write_once_removal_refused(core, req, route, "disable"):
+                raise PermissionDenied("disabling a write-once mount requires sudo")
             await core.unmount(("auth/" if is_auth else "") + path)
             return None
 
@@ -137,7 +161,9 @@ def paths(core: Core) -> list[Path]:
             for key in _LIST_KEYS + ("listing_visibility",):
                 if key in entry.config:
                     data[key] = entry.config[key]
-            return Response(data=data)
+            if entry.is_auth:
+                data["token_type"] = entry.config.get("token_type") or "default-service"
+            return Response(data=data, inject_top_level=True)  # Vault injects everything under sys/mounts|auth/
 
         async def write_tune(req: Request, fd: FieldData) -> Response | None:
             entry = lookup(is_auth, fd.get("path"))
@@ -146,7 +172,7 @@ def paths(core: Core) -> list[Path]:
             }
             new_cfg = _parse_config(raw_cfg, entry.config)
             new_opts = _parse_options(fd.raw.get("options"), entry.options)
-            if entry.type == "kv" and entry.options.get("version", "1") != new_opts.get("version", "1"):
+            if entry.type in ("kv", "generic") and entry.options.get("version", "1") != new_opts.get("version", "1"):
                 raise InvalidRequest(
                     "changing the KV version of an existing mount is not supported; mount a new path and copy the data"
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ from strongroom.engines.database import password as passwords
 from strongroom.engines.database import username as usernames
 from strongroom.engines.database.entries import Connection, get_connection, parse_statements, put_connection
 from strongroom.engines.database.plugins import PLUGIN_NAMES, PluginError, new_plugin
+from strongroom.engines.database.plugins.base import connection_secrets, scrub, scrubbed_error
 from strongroom.engines.database.plugins.postgres import redact_url
 from strongroom.framework import Field, FieldData, FieldType, Path
 from strongroom.framework.path import generic_name
@@ -87,9 +89,12 @@ def paths(b: DatabaseBackend) -> list[Path]:
                 raise InvalidRequest(str(exc)) from None
             try:
                 conn.connection_details = await plugin.initialize(details, verify=conn.verify_connection)
-            except PluginError as exc:
-                await plugin.close()
-                raise InvalidRequest(f"error creating database object: {exc}") from None
+            except Exception as exc:  # whatever the driver raised, it reaches the client only scrubbed
+                with contextlib.suppress(Exception):
+                    await plugin.close()
+                safe = scrubbed_error("", exc, details) if not isinstance(exc, PluginError) else exc
+                message = scrub(str(safe), *connection_secrets(details))
+                raise InvalidRequest(f"error creating database object: {message}") from None
             await put_connection(b.storage(req), conn)
             replaced = b.install_plugin(conn, plugin)
         if replaced is not None:

@@ -23,11 +23,11 @@ import contextlib
 import json
 import logging
 import os
-import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from strongroom import backoff
 from strongroom.core.barrier import BarrierView
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ class ServiceAccountCache:
         from lightkube.resources.core_v1 import ServiceAccount
 
         prefix = self.config.annotation_prefix
-        delay = 1.0
+        failures = 0
         while True:
             client = self._client()
             try:
@@ -206,7 +206,7 @@ class ServiceAccountCache:
                 self._synced.add("kubernetes")
                 self.last_error = ""
                 await self.reconcile()
-                delay = 1.0
+                failures = 0
                 async for event, sa in client.watch(
                     ServiceAccount,
                     namespace="*",
@@ -229,12 +229,12 @@ class ServiceAccountCache:
             except Exception as exc:
                 # messages from the HTTP client name the URL, never the bearer token
                 self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
-                log.warning("ServiceAccount watch failed, retrying in %.0fs: %s", delay, self.last_error)
+                log.warning("ServiceAccount watch failed, retrying with backoff: %s", self.last_error)
             finally:
                 with contextlib.suppress(Exception):
                     await client.close()
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, 60.0)
+            await asyncio.sleep(backoff.delay(failures, base=1.0, cap=60.0, jitter=(0.8, 1.2)))
+            failures += 1
 
     # --- the manifest directory --------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from strongroom.core.logical import InvalidRequest, Request
+from strongroom.core.request_txn import TxnLock
 from strongroom.engines.kv import (
     path_config,
     path_data,
@@ -67,6 +68,7 @@ class KVBackend(Backend):
         self.version = _version_option(ctx.options)
         self._write_once = False
         self._marker_checked = False
+        self._marker_lock = asyncio.Lock()
         if self.version == 2:
             self.paths = [
                 *path_data.paths(self),
@@ -89,9 +91,12 @@ class KVBackend(Backend):
         # The options are read on every request, so a tune to write_once=true takes effect without a remount.
         # A value that is neither true nor false fails safe: the mount is write-once (and the backend still loads).
         if _write_once_option(self.ctx.options) is not False:
-            async with self.ctx.storage.lock(WRITE_ONCE_MARKER):
+            # Sticky and fail-safe, so recorded at once whatever becomes of the request that first saw it: a plain
+            # lock, never held to a request's commit, where data writes already hold a key's lock (no lock-order cycle).
+            async with self._marker_lock:
                 if await self.ctx.storage.get(WRITE_ONCE_MARKER) is None:
-                    await self.ctx.storage.put_json(WRITE_ONCE_MARKER, {"since": time.time()})
+                    marker = {"since": time.time()}
+                    await self.ctx.storage.outside_request().put_json(WRITE_ONCE_MARKER, marker)
             self._write_once = True
         elif not self._marker_checked:
             self._write_once = await self.ctx.storage.get(WRITE_ONCE_MARKER) is not None
@@ -101,8 +106,9 @@ class KVBackend(Backend):
     def store(self, req: Request) -> KVStore:
         return KVStore(req.storage if req.storage is not None else self.ctx.storage)
 
-    def lock(self, key: str) -> asyncio.Lock:
-        """The lock serialising read-modify-write of one key's records (striped, shared with unrelated keys)."""
+    def lock(self, key: str) -> TxnLock:
+        """The lock serialising read-modify-write of one key's records (striped, shared with unrelated keys); held
+        until the request commits, so the next writer of the key reads the committed version."""
         return self.ctx.storage.lock(f"kv-lock/{hash(key) % _LOCK_STRIPES}")
 
     def transport(self) -> Any:

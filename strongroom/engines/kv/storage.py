@@ -234,9 +234,6 @@ class KVStore:
         doc = await self.view.get_json(version_key(path, version))
         return None if doc is None else doc["data"]
 
-    async def put_metadata(self, meta: KeyMetadata) -> None:
-        await self.view.put_json(metadata_key(meta.key), meta.to_json())
-
     async def commit(
         self,
         meta: KeyMetadata,

@@ -11,12 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import os
+import re
 import ssl
 import tempfile
 from typing import Any
 
-from strongroom.engines.database.plugins.base import DatabasePlugin, PluginError, render, scrub, split_statements
+from strongroom.engines.database.plugins.base import (
+    DatabasePlugin,
+    PluginError,
+    render,
+    scrubbed_error,
+    split_statements,
+)
 from strongroom.framework.durations import parse_duration
 
 _CONSISTENCY = ("ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
@@ -78,7 +86,7 @@ class CassandraPlugin(DatabasePlugin):
             with contextlib.suppress(Exception):
                 for stmt in rollback:
                     await self._execute(session, render(stmt, values))
-            raise PluginError(f"creating the Cassandra role failed: {scrub(str(exc), password)}") from None
+            raise self.error("creating the Cassandra role failed: ", exc, password) from None
 
     async def delete_user(self, statements: list[str], username: str) -> None:
         values = {"username": username, "name": username}
@@ -89,7 +97,7 @@ class CassandraPlugin(DatabasePlugin):
             try:
                 await self._execute(session, render(stmt, values))
             except Exception as exc:
-                errors.append(scrub(str(exc)))
+                errors.append(str(self.error("", exc)))
         if errors:
             raise PluginError("revoking the Cassandra role failed: " + "; ".join(errors))
 
@@ -102,7 +110,7 @@ class CassandraPlugin(DatabasePlugin):
             for stmt in split_statements(statements):
                 await self._execute(session, render(stmt, values))
         except Exception as exc:
-            raise PluginError(f"renewing the Cassandra role failed: {scrub(str(exc))}") from None
+            raise self.error("renewing the Cassandra role failed: ", exc) from None
 
     async def rotate_root(self, statements: list[str], new_password: str) -> dict[str, Any]:
         username = self._config.get("username", "")
@@ -112,8 +120,7 @@ class CassandraPlugin(DatabasePlugin):
             for stmt in split_statements(statements or self.default_root_rotation):
                 await self._execute(session, render(stmt, values))
         except Exception as exc:
-            message = scrub(str(exc), new_password, self._config.get("password", ""))
-            raise PluginError(f"rotating the root credentials failed: {message}") from None
+            raise self.error("rotating the root credentials failed: ", exc, new_password) from None
         # later sessions must log in with the new password; the old session keeps working until closed
         await self.close()
         self._config = {**self._config, "password": new_password}
@@ -151,11 +158,19 @@ class CassandraPlugin(DatabasePlugin):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
 
+        def settle(rows: Any = None, exc: BaseException | None = None) -> None:
+            if fut.done():
+                return
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(rows)
+
         def ok(rows: Any) -> None:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(rows))
+            loop.call_soon_threadsafe(settle, rows)
 
         def fail(exc: BaseException) -> None:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(exc))
+            loop.call_soon_threadsafe(settle, None, exc)
 
         from cassandra.cluster import NoHostAvailable
         from cassandra.connection import ConnectionException
@@ -190,6 +205,8 @@ def _normalise(config: dict[str, Any]) -> dict[str, Any]:
         timeout = parse_duration(config.get("connect_timeout") or "5s") or 5
     except (TypeError, ValueError):
         raise PluginError("port, protocol_version and connect_timeout must be numbers or durations") from None
+    if not 1 <= port <= 65535:
+        raise PluginError("port must be between 1 and 65535")
     if protocol < 4 or protocol > 5:
         # Cassandra 3+ dropped v1/v2, and v3 lacks what the driver needs for 4.x/5.0 auth errors
         raise PluginError("protocol_version must be 4 or 5")
@@ -204,7 +221,7 @@ def _normalise(config: dict[str, Any]) -> dict[str, Any]:
         raise PluginError("only one of pem_bundle or pem_json can be set")
     tls = _bool(config.get("tls"), False) or bool(pem_bundle or pem_json) or _bool(config.get("insecure_tls"), False)
     return {
-        "hosts": ",".join(h.strip() for h in hosts.split(",") if h.strip()),
+        "hosts": ",".join(_host(h, i) for i, h in enumerate((h.strip() for h in hosts.split(",") if h.strip()), 1)),
         "port": port,
         "username": str(config["username"]),
         "password": str(config["password"]),
@@ -219,6 +236,58 @@ def _normalise(config: dict[str, Any]) -> dict[str, Any]:
         "pem_bundle": str(pem_bundle) if pem_bundle else (_pem_from_json(pem_json) if pem_json else ""),
         "skip_verification": _bool(config.get("skip_verification"), False),
     }
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})")
+
+
+def _host(entry: str, number: int) -> str:
+    """One ``hosts`` entry: a name or address with an optional ``:port`` (``[v6]:port`` for IPv6), as gocql takes
+    them for Vault. Anything else is refused here, before the driver tries to resolve it. The entry is not quoted
+    back: a mistyped one may hold a credential (``user:pass@host``)."""
+    bad = PluginError(f"hosts entry {number} is not a host name or address with an optional :port")
+    if entry.startswith("["):
+        host, sep, rest = entry[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")) or not _is_ipv6(host):
+            raise bad
+        has_port, port = bool(rest), rest[1:]
+    elif entry.count(":") > 1:
+        if not _is_ipv6(entry):
+            raise bad
+        return entry
+    else:
+        host, has_colon, port = entry.partition(":")
+        has_port = bool(has_colon)
+        if not _HOST_NAME.fullmatch(host):
+            raise bad
+    if not has_port:
+        return host
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise PluginError(f"hosts entry {number} has an invalid port: it must be between 1 and 65535")
+    return f"[{host}]:{int(port)}" if entry.startswith("[") else f"{host}:{int(port)}"
+
+
+def _is_ipv6(address: str) -> bool:
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def contact_points(hosts: str) -> list[str | tuple[str, int]]:
+    """The driver's contact points for a normalised ``hosts`` value: an entry with its own port becomes a tuple."""
+    points: list[str | tuple[str, int]] = []
+    for entry in hosts.split(","):
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            points.append((host, int(rest[1:])) if rest else host)
+        elif entry.count(":") == 1:
+            host, port = entry.split(":")
+            points.append((host, int(port)))
+        else:
+            points.append(entry)
+    return points
 
 
 def _bool(value: Any, default: bool) -> bool:
@@ -291,21 +360,24 @@ def _connect(cfg: dict[str, Any]) -> tuple[Any, Any]:
         kwargs["ssl_context"] = _ssl_context(cfg)
         if cfg["tls_server_name"]:
             kwargs["ssl_options"] = {"server_hostname": cfg["tls_server_name"]}
-    cluster = Cluster(
-        cfg["hosts"].split(","),
-        port=cfg["port"],
+    try:
+        cluster = Cluster(
+            contact_points(cfg["hosts"]),
+            port=cfg["port"],
         protocol_version=cfg["protocol_version"],
         auth_provider=PlainTextAuthProvider(cfg["username"], cfg["password"]),
-        connect_timeout=cfg["connect_timeout"],
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        # the engine issues role statements only: no need to fetch the schema and token ring of a large cluster
-        schema_metadata_enabled=False,
-        token_metadata_enabled=False,
-        **kwargs,
-    )
+            connect_timeout=cfg["connect_timeout"],
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            # the engine issues role statements only: no need to fetch the schema and token ring of a large cluster
+            schema_metadata_enabled=False,
+            token_metadata_enabled=False,
+            **kwargs,
+        )
+    except Exception as exc:  # e.g. no host name resolves: the driver refuses before connecting
+        raise scrubbed_error("connecting to Cassandra failed: ", exc, cfg) from None
     try:
         session = cluster.connect()
     except Exception as exc:
         cluster.shutdown()
-        raise PluginError(f"connecting to Cassandra failed: {scrub(str(exc), cfg['password'])}") from None
+        raise scrubbed_error("connecting to Cassandra failed: ", exc, cfg) from None
     return cluster, session

@@ -19,9 +19,9 @@ from strongroom.engines.database.plugins.base import (
     PluginError,
     expiration_text,
     render,
-    scrub,
     split_statements,
 )
+from strongroom.framework.durations import parse_duration
 
 # The default revocation when a role names none: hand the role's objects to us, drop its grants, drop the role.
 # Built in code rather than as statements because REASSIGN OWNED fails for a role that no longer exists.
@@ -58,12 +58,13 @@ class PostgresPlugin(DatabasePlugin):
             raise PluginError("connection_url cannot be empty")
         try:
             max_open = int(config.get("max_open_connections") or 4)
-            timeout = int(config.get("connect_timeout") or 5)
+            # seconds or a duration ("5s"), as the Cassandra plugin takes it
+            timeout = parse_duration(config.get("connect_timeout") or 5)
         except (TypeError, ValueError):
-            raise PluginError("max_open_connections and connect_timeout must be integers") from None
+            raise PluginError("max_open_connections must be an integer and connect_timeout a duration") from None
         if _TEMPLATE.search(url) and not config.get("username"):
             raise PluginError("username is required when connection_url is templated")
-        cfg = {
+        cfg: dict[str, Any] = {
             "connection_url": url,
             "username": str(config.get("username") or ""),
             "password": str(config.get("password") or ""),
@@ -101,7 +102,7 @@ class PostgresPlugin(DatabasePlugin):
         except PluginError:
             raise
         except Exception as exc:
-            raise PluginError(f"creating the PostgreSQL role failed: {scrub(str(exc), password)}") from None
+            raise self.error("creating the PostgreSQL role failed: ", exc, password) from None
 
     async def delete_user(self, statements: list[str], username: str) -> None:
         values = {"name": username, "username": username}
@@ -117,7 +118,7 @@ class PostgresPlugin(DatabasePlugin):
         except PluginError:
             raise
         except Exception as exc:
-            raise PluginError(f"revoking the PostgreSQL role failed: {scrub(str(exc))}") from None
+            raise self.error("revoking the PostgreSQL role failed: ", exc) from None
 
     async def renew_user(self, statements: list[str], username: str, expiration: dt.datetime | None) -> None:
         values = {"name": username, "username": username, "expiration": expiration_text(expiration)}
@@ -126,7 +127,7 @@ class PostgresPlugin(DatabasePlugin):
         except PluginError:
             raise
         except Exception as exc:
-            raise PluginError(f"renewing the PostgreSQL role failed: {scrub(str(exc))}") from None
+            raise self.error("renewing the PostgreSQL role failed: ", exc) from None
 
     async def rotate_root(self, statements: list[str], new_password: str) -> dict[str, Any]:
         username = self._config.get("username")
@@ -140,8 +141,7 @@ class PostgresPlugin(DatabasePlugin):
         except PluginError:
             raise
         except Exception as exc:
-            old = self._config.get("password", "")
-            raise PluginError(f"rotating the root credentials failed: {scrub(str(exc), new_password, old)}") from None
+            raise self.error("rotating the root credentials failed: ", exc, new_password) from None
         await self.close()
         self._config = {**self._config, "password": new_password}
         return {"password": new_password}
@@ -187,7 +187,7 @@ class PostgresPlugin(DatabasePlugin):
             return quote(value, safe="") if is_url else "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
         url = _TEMPLATE.sub(fill, cfg["connection_url"])
-        extra: dict[str, str] = {}
+        extra: dict[str, Any] = {}
         if not _TEMPLATE.search(cfg["connection_url"]):
             # username/password given beside an untemplated URL override what the URL says
             if cfg["username"]:
@@ -199,7 +199,7 @@ class PostgresPlugin(DatabasePlugin):
                 url, autocommit=True, connect_timeout=cfg["connect_timeout"], **extra
             )
         except Exception as exc:
-            raise PluginError(f"connecting to PostgreSQL failed: {scrub(str(exc), cfg['password'])}") from None
+            raise self.error("connecting to PostgreSQL failed: ", exc) from None
 
 
 class _Lease:

@@ -1,0 +1,3 @@
+module github.com/strongroom/strongroom/clients/go
+
+go 1.22

@@ -1,0 +1,1 @@
+"""The pki secrets engine (see ``backend.py``)."""
