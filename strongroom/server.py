@@ -45,7 +45,8 @@ def open_storage(cfg: ServerConfig) -> Storage:
 
 def check_config(cfg: ServerConfig) -> str:
     """What ``strongroom server --config FILE --check`` adds to parsing: the checks that need no network or storage
-    (the PostgreSQL connection URL's syntax), then a one-line summary. Raises ConfigError."""
+    (the PostgreSQL connection URL's syntax, each TLS certificate against its key), then a one-line summary. Raises
+    ConfigError."""
     if cfg.storage_type == "postgresql":
         from psycopg.conninfo import conninfo_to_dict
 
@@ -53,6 +54,17 @@ def check_config(cfg: ServerConfig) -> str:
             conninfo_to_dict(cfg.storage["connection_url"])
         except Exception:  # noqa: BLE001 - psycopg's message may quote the URL, and so a password
             raise ConfigError('storage "postgresql": connection_url is not a valid PostgreSQL URL') from None
+    for lst in cfg.listeners:
+        if not lst.tls_disable:
+            import ssl
+
+            try:
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(lst.tls_cert_file, lst.tls_key_file)
+            except (ssl.SSLError, OSError):
+                raise ConfigError(
+                    f"listener {lst.address}: {lst.tls_cert_file} and {lst.tls_key_file} are not a certificate and "
+                    "its private key (PEM)"
+                ) from None
     listeners = ", ".join(f"{lst.address} ({'plain HTTP' if lst.tls_disable else 'TLS'})" for lst in cfg.listeners)
     return f"Configuration OK: storage {cfg.storage_type}, listener {listeners}"
 

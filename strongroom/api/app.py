@@ -112,8 +112,8 @@ class StrongroomApp:
         if special is not None:
             if method not in _SPECIAL_METHODS[key]:
                 raise LogicalError("unsupported operation", status=405)
-            data = http.parse_json_object(body) if method in ("PUT", "POST") else {}
-            status, payload = await special(self.core, method, data, query)
+            special_data = http.parse_json_object(body) if method in ("PUT", "POST") else {}
+            status, payload = await special(self.core, method, special_data, query)
             if method == "HEAD" or payload is None:
                 return status, None, ""
             return status, orjson.dumps(payload), "application/json"

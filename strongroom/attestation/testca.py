@@ -6,12 +6,14 @@ The local development attestor signs with it, and tests use it to make attestati
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cbor2
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
@@ -60,14 +62,14 @@ class AttestationCA:
 
     @classmethod
     def generate(cls, name: str = "strongroom-test-attestation", *, now: dt.datetime | None = None,
-                 intermediate_extensions: Sequence[Extra] = ()) -> AttestationCA:
+                 intermediate_extensions: Sequence[Extra] = (), intermediate_days: int = 30) -> AttestationCA:
         now = now or dt.datetime.now(dt.UTC)
         root_key = ec.generate_private_key(ec.SECP384R1())
         int_key = ec.generate_private_key(ec.SECP384R1())
         root = _cert(name, root_key, None, root_key, ca=True,
                      not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=3650))
         inter = _cert(f"{name}-intermediate", int_key, root.subject, root_key, ca=True,
-                      not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=30),
+                      not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=intermediate_days),
                       extra=intermediate_extensions)
         return cls(root, root_key, inter, int_key)
 
@@ -101,3 +103,35 @@ class AttestationCA:
             "nonce": nonce,
         })
         return sign1(signer or leaf_key, payload)
+
+
+_KEY_BLOCK = re.compile(rb"-----BEGIN PRIVATE KEY-----.+?-----END PRIVATE KEY-----", re.S)
+
+
+def load_or_create_ca(path: str | Path, name: str = "strongroom-local-insecure-attestor") -> AttestationCA:
+    """The development attestor's CA, kept in one PEM file (root and intermediate, certificates then keys).
+
+    A transit key that trusts it must see the same root across broker restarts, hence the file. Whoever can read it
+    can sign documents for any build: it is for development only, which the broker's configuration enforces.
+    """
+    p = Path(path)
+    if p.exists():
+        data = p.read_bytes()
+        try:
+            root, inter = x509.load_pem_x509_certificates(data)[:2]
+            keys = [serialization.load_pem_private_key(b, None) for b in _KEY_BLOCK.findall(data)]
+        except ValueError:
+            raise ValueError(f"{p} is not a local attestor CA file") from None
+        if len(keys) != 2 or not all(isinstance(k, ec.EllipticCurvePrivateKey) for k in keys):
+            raise ValueError(f"{p} is not a local attestor CA file")
+        return AttestationCA(root, keys[0], inter, keys[1])  # type: ignore[arg-type]
+    ca = AttestationCA.generate(name, intermediate_days=3650)
+    pem = b"".join(c.public_bytes(Encoding.PEM) for c in (ca.root, ca.intermediate)) + b"".join(
+        k.private_bytes(Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        for k in (ca.root_key, ca.intermediate_key))
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    tmp.write_bytes(pem)
+    tmp.chmod(0o600)
+    tmp.replace(p)
+    return ca

@@ -25,6 +25,7 @@ from strongroom import crypto
 from strongroom.audit import entry as entries
 from strongroom.audit.device import MAC_PURPOSE, Device, DeviceConfigError, DeviceWriteError
 from strongroom.audit.file import FileDevice
+from strongroom.audit.kafka import KafkaDevice
 from strongroom.audit.socket import SocketDevice
 from strongroom.core.logical import InvalidRequest
 from strongroom.core.metrics import DETACHED, Metrics
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEVICE_TYPES: dict[str, Callable[[str, dict[str, str]], Device]] = {"file": FileDevice, "socket": SocketDevice}
+DEVICE_TYPES: dict[str, Callable[[str, dict[str, str]], Device]] = {
+    "file": FileDevice, "socket": SocketDevice, "kafka": KafkaDevice
+}
 _TABLE = "table"
 # how often each device's chain position is saved behind the barrier
 _HEAD_SAVE_INTERVAL = 1.0
@@ -285,6 +288,8 @@ def _destination(device: Device) -> tuple[str, str] | None:
         return ("file", device.file_path if device.file_path == "stdout" else os.path.realpath(device.file_path))
     if isinstance(device, SocketDevice):
         return ("socket", f"{device.socket_type}:{device.address}")
+    if isinstance(device, KafkaDevice):
+        return ("kafka", f"{device.brokers}/{device.topic}")
     return None
 
 

@@ -148,8 +148,31 @@ class BrokerApp:
         headers = dict(scope.get("headers") or [])
         auth = headers.get(b"authorization", b"").decode("latin-1")
         who = await self.runtime.idp.identify(auth)
+        if name == "break_glass" or (name == "review" and body.get("decision") == "approve"):
+            self._require_step_up(who, auth, headers)
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
         return await self._authenticated(name, who, match.groupdict().get("id"), body, query)
+
+    def _require_step_up(self, who: Identity, authorization: str, headers: dict[bytes, bytes]) -> None:
+        """Approving and break-glass need the staff proxy's WebAuthn step-up proof for this very IdP token, when
+        configured (see :mod:`strongroom.proxy.webauthn`): a stolen IdP token alone approves nothing."""
+        key = self._step_up_key()
+        if key is None:
+            return
+        from strongroom.proxy.webauthn import PROOF_HEADER, check_proof
+
+        proof = headers.get(PROOF_HEADER.encode(), b"").decode("latin-1")
+        if not check_proof(key, proof, who.issuer, who.subject, authorization[7:].strip()):
+            raise _HttpError(403, "step-up required: verify with your security key in the staff proxy and send its "
+                                  f"proof in {PROOF_HEADER}")
+
+    def _step_up_key(self) -> bytes | None:
+        path = self.runtime.config.step_up_proof_key_file
+        if not path:
+            return None
+        from strongroom.proxy.webauthn import read_proof_key
+
+        return read_proof_key(path)
 
     def _public(self, name: str) -> Any:
         issuer = self.runtime.oidc

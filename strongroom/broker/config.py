@@ -21,12 +21,17 @@ Example::
 
     [seed]
     file = "/var/lib/strongroom-mpa/seed.json"
-    kek_file = "/run/keys/broker-kek"      # stand-in for a KMS key that only releases to an attested build
+    token_file = "/run/keys/broker-seed-token"   # may only call transit/decrypt/<key>: useless without attestation
+    transit_mount = "transit"              # the seed is ciphertext under this attestation-bound transit key
+    transit_key = "broker-seed"
     attestor = "nitro"                     # or "local" with insecure = true (never with production = true)
 
     [notify]
     slack_webhook = "https://hooks.slack.com/services/…"
     critical_webhook = "https://hooks.slack.com/services/…"
+
+    [step_up]                              # optional: approve and break-glass need a WebAuthn step-up proof
+    proof_key_file = "/run/keys/step-up-proof-key"   # shared with the staff proxy ([step_up] proof_key_file)
 
     [break_glass]
     groups = ["sre-oncall"]
@@ -88,7 +93,10 @@ class IdpConfig:
 @dataclass(frozen=True)
 class SeedConfig:
     file: str
-    kek_file: str
+    token_file: str
+    transit_mount: str = "transit"
+    transit_key: str = "broker-seed"
+    local_ca_file: str = ""
     attestor: str = "nitro"
     insecure: bool = False
 
@@ -110,6 +118,8 @@ class BrokerConfig:
     break_glass_duration: int = 5 * 60
     break_glass_remind_every: int = 15 * 60
     oidc_algorithm: str = "RS256"
+    # [step_up] proof_key_file: approving and break-glass need the staff proxy's WebAuthn step-up proof
+    step_up_proof_key_file: str | None = None
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -196,7 +206,10 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> BrokerCon
     seed = raw.get("seed", {})
     notify = raw.get("notify", {})
     bg = raw.get("break_glass", {})
-    for section, keys in (("idp", ("issuer", "audience", "jwks_url")), ("seed", ("file", "kek_file"))):
+    if "kek_file" in seed:
+        raise ConfigError("seed.kek_file is gone: the seed is transit ciphertext that Strongroom releases only to an "
+                          "attested build; give seed.token_file (a token for transit/decrypt/<key>) instead")
+    for section, keys in (("idp", ("issuer", "audience", "jwks_url")), ("seed", ("file", "token_file"))):
         for key in keys:
             if not isinstance(raw.get(section, {}).get(key), str):
                 raise ConfigError(f"{section}.{key} is required")
@@ -233,8 +246,11 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> BrokerCon
             issuer=idp["issuer"], audience=idp["audience"], jwks_url=idp["jwks_url"],
             groups_claim=idp.get("groups_claim", "groups"), person_claim=person_claim,
         ),
-        seed=SeedConfig(file=path(seed["file"]), kek_file=path(seed["kek_file"]), attestor=attestor,
-                        insecure=seed.get("insecure") is True),
+        seed=SeedConfig(file=path(seed["file"]), token_file=path(seed["token_file"]), attestor=attestor,
+                        insecure=seed.get("insecure") is True,
+                        transit_mount=str(seed.get("transit_mount", "transit")).strip("/"),
+                        transit_key=str(seed.get("transit_key", "broker-seed")),
+                        local_ca_file=path(seed.get("local_ca_file", "local-attestor-ca.pem"))),
         kinds=kinds,
         strongroom_addr=raw.get("strongroom", {}).get("addr"),
         slack_webhook=notify.get("slack_webhook"),
@@ -243,6 +259,8 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> BrokerCon
         break_glass_duration=_duration(bg, "duration", 5 * 60, "break_glass"),
         break_glass_remind_every=_duration(bg, "remind_every", 15 * 60, "break_glass"),
         oidc_algorithm=algorithm,
+        step_up_proof_key_file=path(raw["step_up"]["proof_key_file"]) if raw.get("step_up", {}).get("proof_key_file")
+        else None,
     )
 
 

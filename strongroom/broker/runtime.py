@@ -73,7 +73,8 @@ class BrokerRuntime:
             elif kc.type == "database":
                 kinds[name] = DatabaseKind(self.strongroom, kc.options)
             else:
-                kinds[name] = BrokerDeployKind(self.oidc, kc.options)
+                kinds[name] = BrokerDeployKind(self.strongroom, kc.options, mount=config.seed.transit_mount,
+                                               key=config.seed.transit_key)
         self.broker = Broker(config, store or open_store(config.storage), kinds, self.events, clock)
         self._sweeper: asyncio.Task[None] | None = None
 

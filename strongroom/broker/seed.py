@@ -1,36 +1,28 @@
-"""The broker's seed keys, sealed so that only an attested, allowed build can open them.
+"""The broker's seed keys, released only to an attested, allowed build — by Strongroom's transit engine.
 
-The sealed file holds a policy (the allowed image measurements) and the seed (the OIDC signing key, the broker's
-Strongroom token, the key that MACs the broker's audit log) encrypted with AES-256-GCM under a key-encryption key,
-with the policy as associated data: editing the allowed list on disk breaks decryption. ``KeyRelease`` plays the
-part KMS plays for a Nitro enclave: it holds the key-encryption key and opens the seed only for a verified
-attestation document whose PCR0 is allowed and whose nonce is the one it issued. The list changes only through
-``allow_measurement`` with a broker-deploy grant — a token signed by the sealed OIDC key itself, naming two distinct
-approvers — so no single engineer can bless a new build.
+The seed (the OIDC signing key, the broker's Strongroom token, the key that MACs the broker's audit log) is transit
+ciphertext under a key bound to an attestation policy (``transit/keys/<key>/attestation``: the allowed PCR0 values,
+the trusted root, the maximum document age). The sealed file is ``{"version": 2, "mount", "key", "ciphertext"}``. Only
+``transit/decrypt/<key>`` with an attestation document the policy accepts opens it, and the server then answers with
+the seed encrypted to the public key inside that document (:mod:`strongroom.attestation.recipient`), which only the
+attested process holds. So the sealed file, the token the broker decrypts with, and even a root token open nothing
+without an accepted attestation. The allowed list changes only through the key's policy, which a broker-deploy
+request's token (two distinct approvers) may update — see ``kinds/broker_deploy.py``.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
+import httpx
 import orjson
-from cryptography import x509
 
 from strongroom import crypto
-from strongroom.broker.attestation.document import AttestationDocument, AttestationError
-from strongroom.broker.attestation.nitro import verify_nitro
-from strongroom.broker.kinds.broker_deploy import GRANT_AUDIENCE, GRANT_SUBJECT
-from strongroom.broker.oidc import OidcIssuer
-from strongroom.broker.recipient import RecipientError, wrap_for
-
-_AAD = b"strongroom-broker-seed/v1\n"
+from strongroom.attestation.recipient import Recipient, RecipientError
 
 
 def seed_from(data: object) -> SeedKeys:
@@ -68,21 +60,91 @@ def new_seed(oidc_private_key_pem: str, strongroom_token: str | None = None) -> 
     return SeedKeys(oidc_private_key_pem, strongroom_token, crypto.random_hex(crypto.KEY_BYTES))
 
 
-def _aad(policy: dict[str, Any]) -> bytes:
-    return _AAD + orjson.dumps(policy, option=orjson.OPT_SORT_KEYS)
+_AAD = base64.b64encode(b"strongroom-broker-seed/v2").decode()
+SEALED_VERSION = 2
 
 
-def _policy(measurements: Sequence[str]) -> dict[str, Any]:
-    clean = sorted({m.strip().lower() for m in measurements})
-    if any(len(m) != 96 or any(c not in "0123456789abcdef" for c in m) for m in clean):
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class SeedServer:
+    """The Strongroom server's transit key that holds the seed; every call is a plain Vault-shaped HTTP request."""
+
+    def __init__(self, addr: str | None, token: str, mount: str, key: str, *, timeout: float = 15.0) -> None:
+        if not addr:
+            raise SeedSealed("no Strongroom server is configured ([strongroom] addr): the seed is transit ciphertext")
+        self.addr = addr.rstrip("/")
+        self.mount = mount.strip("/")
+        self.key = key
+        self._token = token
+        self._timeout = timeout
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            r = httpx.request(method, f"{self.addr}/v1/{self.mount}/{path}", json=body, timeout=self._timeout,
+                              headers={"X-Vault-Token": self._token})
+        except httpx.HTTPError as exc:
+            raise SeedSealed(f"Strongroom server unreachable ({type(exc).__name__})") from None
+        if r.status_code >= 400:
+            try:
+                errors = r.json().get("errors") or []
+            except ValueError:
+                errors = []
+            raise SeedSealed(f"Strongroom refused {path.split('/')[0]} ({r.status_code}): {'; '.join(errors)}")
+        return (r.json() if r.content else {}).get("data") or {}
+
+    def bind(self, measurements: Sequence[str], root_pem: str | None) -> None:
+        """Create the key if need be and bind it to the allowed measurements (first-time setup, an operator's token).
+
+        An already bound key keeps its policy: changing the measurements is a broker-deploy request's job."""
+        self._call("POST", f"keys/{self.key}", {"type": "aes256-gcm96"})
+        try:
+            self._call("GET", f"keys/{self.key}/attestation")
+            return
+        except SeedSealed:
+            pass
+        body: dict[str, Any] = {"pcr0": _measurements(measurements)}
+        if root_pem:
+            body["root_certificate"] = root_pem
+        self._call("POST", f"keys/{self.key}/attestation", body)
+
+    def seal(self, seed: SeedKeys) -> dict[str, Any]:
+        data = self._call("POST", f"encrypt/{self.key}", {"plaintext": _b64(orjson.dumps(asdict(seed))),
+                                                         "associated_data": _AAD})
+        return {"version": SEALED_VERSION, "mount": self.mount, "key": self.key, "ciphertext": data["ciphertext"]}
+
+    def release(self, sealed: dict[str, Any], document: bytes, recipient: Recipient) -> SeedKeys:
+        """The seed, decrypted by the server for an accepted document and opened with the enclave-held key."""
+        data = self._call("POST", f"decrypt/{self.key}", {"ciphertext": sealed["ciphertext"], "associated_data": _AAD,
+                                                         "attestation_document": _b64(document)})
+        try:
+            return seed_from(orjson.loads(recipient.open(base64.b64decode(data["ciphertext_for_recipient"]))))
+        except (KeyError, ValueError, RecipientError):
+            raise SeedSealed("the server's answer does not open with this enclave's recipient key") from None
+
+    def allow_measurement(self, measurement: str) -> list[str]:
+        """Add one build to the key's allowed PCR0 list, with a broker-deploy token; the new list."""
+        current = self._call("GET", f"keys/{self.key}/attestation").get("pcr0") or []
+        allowed = _measurements([*current, measurement])
+        return list(self._call("POST", f"keys/{self.key}/attestation", {"pcr0": allowed}).get("pcr0") or allowed)
+
+
+def _measurements(values: Sequence[str]) -> list[str]:
+    clean = sorted({m.strip().lower() for m in values})
+    if not clean or any(len(m) != 96 or any(c not in "0123456789abcdef" for c in m) for m in clean):
         raise ValueError("allowed measurements are SHA-384 digests (96 hex characters)")
-    return {"allowed_measurements": clean}
+    return clean
 
 
-def seal_seed(kek: bytes, seed: SeedKeys, allowed: Sequence[str]) -> dict[str, Any]:
-    policy = _policy(allowed)
-    blob = crypto.seal(kek, orjson.dumps(asdict(seed)), _aad(policy))
-    return {"version": 1, "policy": policy, "ciphertext": base64.b64encode(blob).decode()}
+def read_token(path: str | Path) -> str:
+    try:
+        token = Path(path).read_text().strip()
+    except OSError:
+        raise SeedSealed("cannot read the seed token file") from None
+    if not token:
+        raise SeedSealed("the seed token file is empty")
+    return token
 
 
 def read_sealed(path: str | Path) -> dict[str, Any]:
@@ -90,8 +152,9 @@ def read_sealed(path: str | Path) -> dict[str, Any]:
         sealed = orjson.loads(Path(path).read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
         raise SeedSealed(f"cannot read the sealed seed: {exc}") from None
-    if not isinstance(sealed, dict) or sealed.get("version") != 1 or not isinstance(sealed.get("policy"), dict):
-        raise SeedSealed("the sealed seed file is not in the expected format")
+    if not isinstance(sealed, dict) or sealed.get("version") != SEALED_VERSION or not isinstance(
+            sealed.get("ciphertext"), str):
+        raise SeedSealed("the sealed seed file is not in the expected format (version 2: transit ciphertext)")
     return sealed
 
 
@@ -101,75 +164,3 @@ def write_sealed(path: str | Path, sealed: dict[str, Any]) -> None:
     tmp.write_bytes(orjson.dumps(sealed, option=orjson.OPT_INDENT_2))
     tmp.chmod(0o600)
     tmp.replace(p)
-
-
-def read_kek(path: str | Path) -> bytes:
-    try:
-        kek = bytes.fromhex(Path(path).read_text().strip())
-    except (OSError, ValueError):
-        raise SeedSealed("cannot read the key-encryption key") from None
-    if len(kek) != crypto.KEY_BYTES:
-        raise SeedSealed("the key-encryption key must be 32 bytes of hex")
-    return kek
-
-
-class KeyRelease:
-    def __init__(self, kek: bytes, roots: Sequence[x509.Certificate], *,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
-        self._kek = kek
-        self._roots = list(roots)
-        self._clock = clock
-
-    @staticmethod
-    def challenge() -> bytes:
-        return secrets.token_bytes(32)
-
-    def _open_bytes(self, sealed: dict[str, Any]) -> bytes:
-        try:
-            blob = base64.b64decode(sealed["ciphertext"], validate=True)
-            return crypto.open_sealed(self._kek, blob, _aad(sealed["policy"]))
-        except (KeyError, ValueError, TypeError, crypto.DecryptionError):
-            raise SeedSealed("the sealed seed does not open: wrong key, or the file or policy was altered") from None
-
-    def _open(self, sealed: dict[str, Any]) -> SeedKeys:
-        return seed_from(orjson.loads(self._open_bytes(sealed)))
-
-    def verify(self, document: bytes, nonce: bytes) -> AttestationDocument:
-        try:
-            return verify_nitro(document, now=self._clock(), roots=self._roots, expected_nonce=nonce)
-        except AttestationError as exc:
-            raise SeedSealed(f"attestation rejected: {exc}") from None
-
-    def release(self, sealed: dict[str, Any], document: bytes, nonce: bytes) -> tuple[bytes, AttestationDocument]:
-        """The seed encrypted to the document's public key, for an allowed, fresh, genuine attestation only."""
-        doc = self.verify(document, nonce)
-        if doc.debug_mode:
-            raise SeedSealed("attestation is from a debug-mode enclave (all-zero PCR0); its memory is not private")
-        allowed = sealed["policy"].get("allowed_measurements", [])
-        if not any(crypto.constant_time_eq(doc.measurement, m) for m in allowed):
-            raise SeedSealed(f"image measurement {doc.measurement} is not on the allowed list")
-        if doc.public_key is None:
-            raise SeedSealed("the attestation names no public key to release the seed to")
-        plain = self._open_bytes(sealed)
-        try:
-            return wrap_for(doc.public_key, plain), doc
-        except RecipientError as exc:
-            raise SeedSealed(str(exc)) from None
-
-    def allow_measurement(self, sealed: dict[str, Any], grant: str, issuer_url: str, *,
-                          now: float | None = None) -> dict[str, Any]:
-        """Re-seal with one more allowed measurement, given a broker-deploy grant signed by the sealed OIDC key."""
-        seed = self._open(sealed)
-        issuer = OidcIssuer(seed.oidc_private_key_pem, issuer_url)
-        try:
-            claims = issuer.verify(grant, GRANT_AUDIENCE)
-        except jwt.PyJWTError:
-            raise SeedSealed("the deploy grant is not valid") from None
-        approvers = claims.get("mpa_approver_ids") or []
-        if claims.get("sub") != GRANT_SUBJECT or not isinstance(approvers, list) or len(set(approvers)) < 2:
-            raise SeedSealed("the deploy grant does not carry two distinct approvers")
-        if now is not None and claims["exp"] < now:
-            raise SeedSealed("the deploy grant has expired")
-        allowed = [*sealed["policy"]["allowed_measurements"], str(claims["measurement"])]
-        return seal_seed(self._kek, seed, allowed)
-

@@ -12,7 +12,8 @@ from strongroom import __version__
 from strongroom.cli.api_client import ApiClient, ApiError, api_client_options
 
 # command groups contributed by other modules; each exposes register(cli)
-_GROUP_MODULES = ("operator", "audit", "secret", "mpa", "lint", "auth_cassandra", "proxy", "kms_plugin")
+_GROUP_MODULES = ("operator", "audit", "secret", "mpa", "lint", "auth_cassandra", "proxy", "kms_plugin", "config_cmd",
+                  "detect")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -280,40 +280,66 @@ def build_cmd(source: str | None, out_file: str) -> None:
 @broker.command("seal-seed")
 @click.option("--config", "config_file", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--measurement", "measurements", multiple=True, required=True, help="Allowed build measurement.")
-@click.option("--strongroom-token-file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--strongroom-token-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The broker's own Strongroom token, sealed into the seed.")
 def seal_seed_cmd(config_file: str, measurements: tuple[str, ...], strongroom_token_file: str | None) -> None:
-    """First-time setup: create the OIDC signing key and seal it (with the Strongroom token) for allowed builds."""
+    """First-time setup: bind the seed's transit key to the allowed builds, and seal a new seed under it.
+
+    Runs with an operator's Strongroom token (STRONGROOM_TOKEN or VAULT_TOKEN) that may create the key, bind its
+    attestation policy and encrypt with it. A key that is already bound keeps its allowed builds.
+    """
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+
+    from strongroom.attestation.testca import load_or_create_ca
     from strongroom.broker.config import load_config
     from strongroom.broker.oidc import generate_signing_key
-    from strongroom.broker.seed import new_seed, read_kek, seal_seed, write_sealed
+    from strongroom.broker.seed import SeedSealed, SeedServer, new_seed, write_sealed
 
     config = load_config(config_file)
     if Path(config.seed.file).exists():
         raise click.ClickException("a sealed seed already exists; changing builds goes through a broker-deploy request")
+    operator = os.environ.get("STRONGROOM_TOKEN") or os.environ.get("VAULT_TOKEN") or ""
+    if not operator:
+        raise click.ClickException("set STRONGROOM_TOKEN (or VAULT_TOKEN) to an operator token for the transit key")
     token = Path(strongroom_token_file).read_text().strip() if strongroom_token_file else None
     seed = new_seed(generate_signing_key(config.oidc_algorithm), token)
-    write_sealed(config.seed.file, seal_seed(read_kek(config.seed.kek_file), seed, measurements))
-    click.echo(f"Sealed seed written to {config.seed.file} for {len(measurements)} measurement(s).")
+    # the local attestor's CA is the development stand-in for the AWS root, the default trust anchor
+    root = None
+    if config.seed.attestor == "local":
+        root = load_or_create_ca(config.seed.local_ca_file).root.public_bytes(serialization.Encoding.PEM).decode()
+    try:
+        server = SeedServer(config.strongroom_addr, operator, config.seed.transit_mount, config.seed.transit_key)
+        server.bind(measurements, root)
+        write_sealed(config.seed.file, server.seal(seed))
+    except (SeedSealed, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Sealed seed written to {config.seed.file} under transit key {config.seed.transit_mount}/"
+               f"{config.seed.transit_key}.")
 
 
 @broker.command("allow-measurement")
 @click.option("--config", "config_file", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--grant-file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The grant fetched from an approved broker-deploy request.")
-def allow_measurement_cmd(config_file: str, grant_file: str) -> None:
-    """Re-seal the seed so a new build may open it, given a broker-deploy grant with two approvers."""
+@click.option("--credential-file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The credential (JSON) fetched from an approved broker-deploy request.")
+def allow_measurement_cmd(config_file: str, credential_file: str) -> None:
+    """Allow a new build to open the seed, with the token of an approved broker-deploy request (two approvers)."""
     from strongroom.broker.config import load_config
-    from strongroom.broker.seed import KeyRelease, SeedSealed, read_kek, read_sealed, write_sealed
+    from strongroom.broker.seed import SeedSealed, SeedServer
 
     config = load_config(config_file)
-    release = KeyRelease(read_kek(config.seed.kek_file), [])
     try:
-        sealed = release.allow_measurement(read_sealed(config.seed.file), Path(grant_file).read_text().strip(),
-                                           config.public_url, now=dt.datetime.now(dt.UTC).timestamp())
-    except SeedSealed as exc:
+        cred = json.loads(Path(credential_file).read_text())
+        token, measurement = cred["token"], cred["measurement"]
+    except (ValueError, KeyError, TypeError):
+        raise click.ClickException("the credential file is not a fetched broker-deploy credential") from None
+    try:
+        server = SeedServer(config.strongroom_addr, token, config.seed.transit_mount, config.seed.transit_key)
+        allowed = server.allow_measurement(measurement)
+    except (SeedSealed, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    write_sealed(config.seed.file, sealed)
-    click.echo("Allowed measurements: " + ", ".join(sealed["policy"]["allowed_measurements"]))
+    click.echo("Allowed measurements: " + ", ".join(allowed))
 
 
 def register(cli: click.Group) -> None:

@@ -8,6 +8,7 @@ The root key exists only in memory while unsealed.
 
 from __future__ import annotations
 
+import builtins
 import struct
 import time
 from collections import OrderedDict
@@ -185,7 +186,7 @@ class Barrier:
         self._remember(path, None)
 
     @barrier_timed("list")
-    async def list(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
+    async def list(self, prefix: str, after: str = "", limit: int = 0) -> builtins.list[str]:
         self._require()
         txn = request_txn.current()
         if txn is not None and txn.writes:
@@ -194,7 +195,9 @@ class Barrier:
                 return await self._merged_list(prefix, after, limit, pending)
         return await self.storage.list(prefix, after, limit)
 
-    async def _merged_list(self, prefix: str, after: str, limit: int, pending: dict[str, bytes | None]) -> list[str]:
+    async def _merged_list(
+        self, prefix: str, after: str, limit: int, pending: dict[str, bytes | None]
+    ) -> builtins.list[str]:
         """Storage's children of ``prefix`` as the request's pending writes will leave them."""
         deletes = sum(1 for v in pending.values() if v is None)
         # each pending delete hides at most one stored child: ask for that many more so a page stays full
@@ -285,12 +288,12 @@ class BarrierView:
         txn = request_txn.current()
         return txn is not None and self._key(key) in txn.writes
 
-    async def list(self, prefix: str = "", after: str = "", limit: int = 0) -> list[str]:
+    async def list(self, prefix: str = "", after: str = "", limit: int = 0) -> builtins.list[str]:
         return await self._barrier.list(self._key(prefix) if prefix else self.prefix, after, limit)
 
-    async def list_all(self, prefix: str = "", page: int = 1000) -> list[str]:
+    async def list_all(self, prefix: str = "", page: int = 1000) -> builtins.list[str]:
         """Every child of ``prefix``, fetched a page at a time."""
-        out: list[str] = []
+        out: builtins.list[str] = []
         after = ""
         while True:
             chunk = await self.list(prefix, after, page)

@@ -137,7 +137,7 @@ class Core:
             wrap = seal_mod.pgp_share_wrapper(share_keys) if share_keys else None
             keys = await self.seal_impl.initialize(shares, threshold, root_key, wrap)
             await self.barrier.initialize(root_key)
-            await storage_format.record(self.storage)
+            await storage_format.record(self.barrier)
             await self._post_unseal(root_key, initializing=True)
             token, _ = await self.tokens.create(
                 policies=["root"], parent=None, display_name="root", path="auth/token/root", token_id=root_token_id
@@ -179,8 +179,12 @@ class Core:
                 await self._pre_seal()
 
     async def _post_unseal(self, root_key: bytes, *, initializing: bool = False) -> None:
-        await storage_format.check_supported(self.storage)  # data of a newer binary: refuse before reading any of it
         await self.barrier.unseal(root_key)
+        try:
+            await storage_format.check_supported(self.barrier)  # data of a newer binary: read nothing else of it
+        except Exception:
+            self.barrier.seal()
+            raise
         self._root_key = root_key
         cfg = await self.seal_impl.config()
         if cfg is not None:

@@ -19,6 +19,7 @@ way prometheus-client writes a sample name exactly as given.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import math
 import re
@@ -161,14 +162,14 @@ class MeteredStorage:
         finally:
             self._delete.since(started)
 
-    async def list(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
+    async def list(self, prefix: str, after: str = "", limit: int = 0) -> builtins.list[str]:
         started = perf_counter()
         try:
             return await self._inner.list(prefix, after, limit)  # type: ignore[no-any-return]
         finally:
             self._list.since(started)
 
-    async def transaction(self, ops: list[Any]) -> None:
+    async def transaction(self, ops: builtins.list[Any]) -> None:
         started = perf_counter()
         try:
             await self._inner.transaction(ops)
@@ -205,7 +206,7 @@ class Metrics:
         self.audit_log_request_failure = Tally()
         self.audit_log_response_failure = Tally()
         self._audit_device_failures: dict[str, Tally] = {}
-        self._gauges: list[tuple[str, dict[str, str], float]] = []
+        self._gauges: builtins.list[tuple[str, dict[str, str], float]] = []
         self._gauges_at = -math.inf
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
@@ -338,10 +339,11 @@ class Metrics:
                 # the core-wide request timers keep counting what the dropped series counted
                 (self._retired_logins if key[2] else self._unrouted).merge(timer)
                 del self._routes[key]
-        for tallies in (self._statuses, self._audit_device_failures):
-            for key, tally in list(tallies.items()):  # type: ignore[attr-defined]
+        tally_maps: tuple[dict[Any, Any], ...] = (self._statuses, self._audit_device_failures)
+        for tallies in tally_maps:
+            for key, tally in list(tallies.items()):
                 if _idle(tally, now, retention):
-                    del tallies[key]  # type: ignore[attr-defined]
+                    del tallies[key]
 
     def route_timers(self) -> dict[tuple[str, str], Timer]:
         """Requests by (operation, mount), logins and other requests together."""
@@ -355,9 +357,9 @@ class Metrics:
 
     # --- gauges -------------------------------------------------------------------------------------------------
 
-    def _gauge_values(self) -> list[tuple[str, dict[str, str], float]]:
+    def _gauge_values(self) -> builtins.list[tuple[str, dict[str, str], float]]:
         core = self.core
-        out: list[tuple[str, dict[str, str], float]] = [("core.in_flight_requests", {}, float(self.in_flight))]
+        out: builtins.list[tuple[str, dict[str, str], float]] = [("core.in_flight_requests", {}, float(self.in_flight))]
         if core is None:
             return out
         unsealed = not core.sealed
@@ -377,7 +379,7 @@ class Metrics:
         return out
 
     @staticmethod
-    def _schedule_gauges(core: Core) -> list[tuple[str, dict[str, str], float]]:
+    def _schedule_gauges(core: Core) -> builtins.list[tuple[str, dict[str, str], float]]:
         expiration = core.expiration
         if expiration is None:
             return []
@@ -402,7 +404,7 @@ class _Collector:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def describe(self) -> list[Metric]:
+    def describe(self) -> builtins.list[Metric]:
         return []
 
     def collect(self) -> Iterable[Metric]:
@@ -410,20 +412,20 @@ class _Collector:
         m.expire_idle(time.monotonic())
         families: dict[str, Metric] = {}
 
-        def family(name: str, make: Callable[[str], Metric]) -> Metric:
+        def family(name: str, kind: type[Metric], help_text: str, label_names: builtins.list[str]) -> Any:
             fam = families.get(name)
             if fam is None:
-                fam = families[name] = make(name)
+                fam = families[name] = kind(name, help_text, labels=label_names)  # type: ignore[call-arg]
             return fam
 
         for name, labels, value in m._gauge_values():
             pname = m._gauge_name(name, "_").replace(".", "_")
-            family(pname, lambda n, ls=labels: GaugeMetricFamily(n, n, labels=sorted(ls))).add_metric(
+            family(pname, GaugeMetricFamily, pname, sorted(labels)).add_metric(
                 [labels[k] for k in sorted(labels)], value
             )
         for name, _labels, timer in m._timers():
             pname = _prom_name(name)
-            family(pname, lambda n: HistogramMetricFamily(n, n + " (milliseconds)", labels=[])).add_metric(
+            family(pname, HistogramMetricFamily, pname + " (milliseconds)", []).add_metric(
                 [], _buckets(timer), timer.total
             )
         # the per-mount timers once more under one name with labels, for PromQL's sum by (mount)
@@ -434,7 +436,7 @@ class _Collector:
         families["vault_route"] = route
         for name, labels, tally in m._tallies():
             pname = _prom_name(name)
-            family(pname, lambda n, ls=labels: UnknownMetricFamily(n, n, labels=sorted(ls))).add_metric(
+            family(pname, UnknownMetricFamily, pname, sorted(labels)).add_metric(
                 [labels[k] for k in sorted(labels)], float(tally.count)
             )
         return list(families.values())
@@ -451,8 +453,8 @@ def _prom_name(name: str) -> str:
     return _UNSAFE.sub("_", name.replace(".", "_"))
 
 
-def _buckets(timer: Timer) -> list[tuple[str, float]]:
-    out: list[tuple[str, float]] = []
+def _buckets(timer: Timer) -> builtins.list[tuple[str, float]]:
+    out: builtins.list[tuple[str, float]] = []
     running = 0
     for bound, n in zip(BUCKETS_MS, timer.buckets, strict=False):
         running += n

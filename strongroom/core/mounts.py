@@ -19,6 +19,8 @@ ENGINE_TYPES: dict[str, str] = {
     "database": "strongroom.engines.database.backend:DatabaseBackend",
     "transit": "strongroom.engines.transit.backend:TransitBackend",
     "pki": "strongroom.engines.pki.backend:PKIBackend",
+    "aws": "strongroom.engines.aws.backend:AWSBackend",
+    "totp": "strongroom.engines.totp.backend:TOTPBackend",
     "identity": "strongroom.engines.identity.backend:IdentityBackend",
     "system": "strongroom.core.system.backend:SystemBackend",
 }

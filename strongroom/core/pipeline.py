@@ -2,6 +2,8 @@
 
     sealed? → authenticate token → resolve mount (longest prefix) → match the backend's declared path → validate fields
     → existence check (create vs update) → ACL → audit request (fail closed) → backend handler
+    → login MFA (a login matching a login-enforcement gets ``auth.mfa_requirement`` and no token; ``sys/mfa/validate``
+      with its passcodes issues the token: :mod:`strongroom.core.mfa`)
     → token creation (logins) / lease registration (secrets) → Vault envelope
     → response wrapping (X-Vault-Wrap-TTL: the envelope goes into a one-use token's cubbyhole) → audit response
     → commit the request's writes (one storage transaction; any failure before it discards them)
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from strongroom import crypto
 from strongroom.auth.token_fields import remote_addr_allowed
-from strongroom.core import request_txn, wrapping
+from strongroom.core import mfa, request_txn, wrapping
 from strongroom.core.logical import (
     Auth,
     Caller,
@@ -275,6 +277,10 @@ class Pipeline:
     ) -> None:
         if resp.auth is not None and not resp.auth.client_token and is_login:
             await self._login(resp.auth, req, route)
+            if mfa.REQUIREMENT in resp.auth.internal_data:
+                resp.warnings.append(mfa.PENDING_WARNING)
+        elif resp.auth is not None and not resp.auth.client_token and _mfa_validated(resp.auth, req, route):
+            await self._login_after_mfa(resp.auth, req)
         if resp.secret is not None and not resp.secret.lease_id:
             holder = parent.lease_holder if parent is not None else ""
             ttl, max_ttl = _lease_ttls(resp.secret.ttl, resp.secret.max_ttl, route.entry.config)
@@ -377,6 +383,27 @@ class Pipeline:
                 route.entry.accessor, route.entry.type, auth.alias, list(auth.group_aliases)
             )
             entity_id = entity.id
+        # login MFA: a login an enforcement matches waits for sys/mfa/validate instead of getting a token
+        requirement = await mfa.begin_login(core, auth, entity_id, route.entry, req.full_path)
+        if requirement is not None:
+            single_phase = mfa.header_payload(req.headers.get(mfa.HEADER, ""))
+            if not single_phase:
+                auth.internal_data = {mfa.REQUIREMENT: requirement}
+                return
+            # X-Vault-MFA on the login itself (Vault's single-phase login): the same checks, then the token
+            await mfa.validate(core, requirement["mfa_request_id"], single_phase)
+        await self._issue_token(auth, entity_id, req.full_path, route)
+
+    async def _login_after_mfa(self, auth: Auth, req: Request) -> None:
+        """``sys/mfa/validate`` accepted the passcodes of a pending login: issue the token on the login's own mount."""
+        accessor, login_path = auth.internal_data.pop(mfa.VALIDATED)
+        route = self.core.router.by_accessor(accessor)
+        if route is None:
+            raise PermissionDenied("the auth method of this login no longer exists")
+        await self._issue_token(auth, auth.entity_id, login_path, route)
+
+    async def _issue_token(self, auth: Auth, entity_id: str, login_path: str, route: Route) -> None:
+        core = self.core
         policies = sorted(set(auth.policies) | ({"default"} if not auth.no_default_policy else set()))
         policies = [p for p in policies if p != "root"]  # no auth method may mint root
         default_ttl, max_ttl = _mount_ttls(route.entry.config)
@@ -392,7 +419,7 @@ class Pipeline:
             num_uses=auth.num_uses,
             meta=auth.metadata,
             display_name=_display(route.entry.path, auth.display_name),
-            path=req.full_path,
+            path=login_path,
             entity_id=entity_id,
             renewable=auth.renewable,
             mount_accessor=route.entry.accessor,
@@ -578,7 +605,29 @@ def _fill_auth(auth: Auth, token: str, entry: TokenEntry) -> None:
     auth.metadata = dict(entry.meta)
 
 
+def _mfa_validated(auth: Auth, req: Request, route: Route) -> bool:
+    """Only the sys backend's ``sys/mfa/validate`` may hand back a pending login for its token."""
+    return route.entry.type == "system" and req.full_path == mfa.VALIDATE_PATH and mfa.VALIDATED in auth.internal_data
+
+
 def auth_json(auth: Auth) -> dict[str, Any]:
+    requirement = auth.internal_data.get(mfa.REQUIREMENT) if not auth.client_token else None
+    if requirement is not None:
+        # Vault's shape for a login waiting for its second factor: nothing about the token it would get
+        return {
+            "client_token": "",
+            "accessor": "",
+            "policies": None,
+            "token_policies": None,
+            "identity_policies": None,
+            "metadata": None,
+            "orphan": False,
+            "entity_id": "",
+            "lease_duration": 0,
+            "renewable": False,
+            "mfa_requirement": requirement,
+            "num_uses": 0,
+        }
     out: dict[str, Any] = {
         "client_token": auth.client_token,
         "accessor": auth.accessor,

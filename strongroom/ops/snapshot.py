@@ -123,6 +123,7 @@ async def take(core: Core) -> bytes:
     store: WholeStore = core.storage  # type: ignore[assignment]
     root_key = core._root_key
     term = int(core.barrier.key_status()["term"])
+    fmt = await storage_format.read(core.barrier)
     started = time.time()
     state = tempfile.TemporaryFile()  # noqa: SIM115 - unlinked at once, closed below; holds ciphertext only
     try:
@@ -137,11 +138,10 @@ async def take(core: Core) -> bytes:
             digest.update(chunk)
             count += len(rows)
             for key, value in rows:
-                if key in (storage_format.FORMAT_PATH, "core/seal-config", "core/root-key"):
+                if key == "core/root-key":
                     seen[key] = value
 
         await store.export(sink)
-        fmt = storage_format.decode(seen.get(storage_format.FORMAT_PATH), "core/seal-config" in seen)
         meta = {
             "format": SNAPSHOT_FORMAT,
             "version": SNAPSHOT_VERSION,

@@ -1,9 +1,11 @@
 """The storage format version: which layout of stored data a store holds, and the steps that bring it forward.
 
-The version is recorded **in clear** at ``core/storage-format`` beside the seal configuration, because it must be read
-before anything can be decrypted: a binary that finds a version newer than it knows refuses to unseal (and a restore
-or migration refuses such a snapshot or source) with a message saying so, instead of misreading data it does not
-understand. It is a number, not a secret; someone able to change it could already delete the store.
+The version is recorded at ``sys/init`` behind the barrier, at ``core/storage-format`` (like every other value: nothing
+is stored in clear but the seal's own records). It is read right after the keyring opens on unseal and before
+anything else is: a binary that finds a version newer than it knows seals again and refuses the unseal with a message
+saying so, instead of misreading data it does not understand (a future change of the barrier's own layout would bump
+the barrier's value header instead, which an older binary refuses as well). A snapshot's header repeats the version,
+so a restore refuses a newer snapshot before touching anything.
 
 A store without the record was written before versions were recorded (version 0). On unseal the active node runs
 every registered step from the stored version up to :data:`CURRENT`, recording the new version after each step, so an
@@ -20,15 +22,14 @@ from typing import TYPE_CHECKING
 import orjson
 
 from strongroom.core.logical import LogicalError
-from strongroom.storage.base import Storage
 
 if TYPE_CHECKING:
+    from strongroom.core.barrier import Barrier
     from strongroom.core.core import Core
 
 log = logging.getLogger("strongroom.ops")
 
 FORMAT_PATH = "core/storage-format"
-SEAL_CONFIG_PATH = "core/seal-config"  # seal.SEAL_CONFIG_PATH; repeated so this module imports nothing of the core
 CURRENT = 1
 
 Step = Callable[["Core"], Awaitable[None]]
@@ -54,10 +55,10 @@ async def _v0_to_v1(core: Core) -> None:
 STEPS: dict[int, Step] = {0: _v0_to_v1}  # from version N to N + 1
 
 
-def decode(raw: bytes | None, initialized: bool) -> int | None:
-    """The version a record says (0 for an initialised store without one, None for an empty store)."""
+def decode(raw: bytes | None) -> int:
+    """The version a record says (0 for an unsealed store without one: written before versions were recorded)."""
     if raw is None:
-        return 0 if initialized else None
+        return 0
     try:
         doc = orjson.loads(raw)
         version = doc["version"]
@@ -68,24 +69,19 @@ def decode(raw: bytes | None, initialized: bool) -> int | None:
     return version
 
 
-def encode(version: int) -> bytes:
-    return orjson.dumps({"version": version})
+async def read(barrier: Barrier) -> int:
+    return decode(await barrier.get(FORMAT_PATH))
 
 
-async def read(storage: Storage) -> int | None:
-    raw = await storage.get(FORMAT_PATH)
-    initialized = raw is not None or await storage.get(SEAL_CONFIG_PATH) is not None
-    return decode(raw, initialized)
+async def record(barrier: Barrier, version: int = CURRENT) -> None:
+    # direct: bookkeeping of the unseal, never part of a client's request
+    await barrier.put(FORMAT_PATH, orjson.dumps({"version": version}), direct=True)
 
 
-async def record(storage: Storage, version: int = CURRENT) -> None:
-    await storage.put(FORMAT_PATH, encode(version))
-
-
-async def check_supported(storage: Storage) -> int | None:
+async def check_supported(barrier: Barrier) -> int:
     """The store's version; :class:`NewerFormat` when this binary is too old for it."""
-    version = await read(storage)
-    if version is not None and version > CURRENT:
+    version = await read(barrier)
+    if version > CURRENT:
         raise NewerFormat(version)
     return version
 
@@ -93,10 +89,9 @@ async def check_supported(storage: Storage) -> int | None:
 async def upgrade(core: Core, steps: dict[int, Step] | None = None, target: int = CURRENT) -> int:
     """Bring the unsealed store up to ``target``, one recorded step at a time; returns the version it started at."""
     steps = STEPS if steps is None else steps
-    start = await read(core.storage)
-    if start is not None and start > target:
+    start = version = await read(core.barrier)
+    if start > target:
         raise NewerFormat(start)
-    version = start if start is not None else target
     while version < target:
         step = steps.get(version)
         if step is None:
@@ -104,5 +99,5 @@ async def upgrade(core: Core, steps: dict[int, Step] | None = None, target: int 
         log.info("upgrading the storage format from version %d to %d", version, version + 1)
         await step(core)
         version += 1
-        await record(core.storage, version)
-    return start if start is not None else target
+        await record(core.barrier, version)
+    return start

@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from strongroom import crypto
-from strongroom.proxy import asgi
+from strongroom.proxy import asgi, webauthn
 from strongroom.proxy.child_tokens import ChildTokens, UpstreamRefused
 from strongroom.proxy.config import ProxyConfig
 from strongroom.proxy.idp import IdpVerifier, NotAuthenticated, StaffUser
@@ -43,11 +43,14 @@ _PASS_BACK = {"content-type", "cache-control", "retry-after"}
 class StaffSession:
     """One verified staff user's view of the server, used by the API forwarder and the UI."""
 
-    def __init__(self, app: ProxyApp, user: StaffUser, csrf: str | None = None) -> None:
+    def __init__(self, app: ProxyApp, user: StaffUser, csrf: str | None = None, session_key: str = "") -> None:
         self.app = app
         self.user = user
         # set when the session came from the UI's cookie: the token every state-changing request must echo
         self.csrf = csrf
+        # what a WebAuthn step-up is bound to (a hash of the IdP credential), and whether this request carries one
+        self.session_key = session_key
+        self.stepped_up = False
 
     def csrf_ok(self, presented: str | None) -> bool:
         """True for a bearer-authenticated session, or when ``presented`` is this cookie session's CSRF token."""
@@ -102,6 +105,7 @@ class ProxyApp:
         # CSRF tokens are an HMAC of the session cookie: stateless, so any replica sharing the key accepts them
         self._csrf_key = cfg.csrf_key() or secrets.token_bytes(32)
         self.children = ChildTokens(self.http, self._proxy_token, cfg.child_policies, cfg.child_ttl)
+        self.step_up = webauthn.StepUp(cfg.step_up, self._csrf_key) if cfg.step_up is not None else None
         self._workload: Any = None
         if cfg.login == "kubernetes":
             from strongroom.secretstore.aio import AsyncClient
@@ -122,11 +126,17 @@ class ProxyApp:
         auth = req.headers.get("authorization", "")
         bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
         if bearer:
-            return StaffSession(self, await self.idp.verify(bearer))
-        cookie = req.cookie(COOKIE)
-        if not cookie:
-            raise NotAuthenticated("staff authentication required")
-        return StaffSession(self, await self.idp.verify(cookie), csrf=self.csrf_token(cookie))
+            session = StaffSession(self, await self.idp.verify(bearer), session_key=webauthn.session_hash(bearer))
+        else:
+            cookie = req.cookie(COOKIE)
+            if not cookie:
+                raise NotAuthenticated("staff authentication required")
+            session = StaffSession(
+                self, await self.idp.verify(cookie), csrf=self.csrf_token(cookie),
+                session_key=webauthn.session_hash(cookie),
+            )  # fmt: skip
+        session.stepped_up = webauthn.stepped_up(self, req, session)
+        return session
 
     async def __call__(self, scope: dict[str, Any], receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] == "lifespan":
@@ -159,6 +169,8 @@ class ProxyApp:
             await asgi.send(send, 200, b"ok\n", "text/plain")
         elif req.path.startswith("/v1/"):
             await self._api(req, send)
+        elif req.path.startswith("/webauthn/"):
+            await webauthn.handle(self, req, send)
         elif req.path in ("/", "/ui") or req.path.startswith("/ui/"):
             from strongroom.ui.app import handle
 
@@ -178,6 +190,9 @@ class ProxyApp:
         headers = {k: v for k, v in req.headers.items() if k not in _STRIP}
         upstream_path = req.raw_path if req.raw_path.startswith("/v1/") else req.path
         api_path = upstream_path[len("/v1/") :]
+        if self.step_up is not None and not session.stepped_up and self.step_up.required_for_path(unquote(api_path)):
+            await asgi.send_error(send, 403, "step-up authentication required: verify with your security key first")
+            return
         try:
             resp = await session.request(
                 req.method, api_path, content=req.body or None, headers=headers, query=req.query

@@ -12,6 +12,15 @@ child_ttl = "5m"
 cookie_secure = true                              # the UI cookie only over HTTPS
 csrf_key_file = "/run/secrets/proxy-csrf-key"     # optional: share it between replicas (else random per process)
 
+[step_up]                                         # optional: WebAuthn step-up (strongroom.proxy.webauthn)
+rp_id = "strongroom.internal"
+origin = "https://strongroom.internal"
+ttl = "5m"
+reveal = true                                     # revealing a value in the UI needs a step-up
+paths = ["secret/data/k8s/*/prod/*"]              # API paths refused without a step-up
+credentials_db = "/var/lib/strongroom-proxy/webauthn.db"
+proof_key_file = "/run/secrets/step-up-proof-key"  # optional: step-up proofs for the MPA broker (same key there)
+
 [idp]
 issuer = "https://idp.example.com"
 audience = "strongroom"
@@ -60,6 +69,8 @@ class ProxyConfig:
     child_ttl: int = 300
     cookie_secure: bool = True
     csrf_key_file: str | None = None
+    # [step_up]: WebAuthn step-up (strongroom.proxy.webauthn.StepUpConfig), None when not configured
+    step_up: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,6 +97,12 @@ class ProxyConfig:
         if not value:
             raise ConfigError("no proxy token: set token_file or STRONGROOM_PROXY_TOKEN")
         return value
+
+
+def parse_step_up(doc: Any) -> Any:
+    from strongroom.proxy.webauthn import parse_config
+
+    return parse_config(doc)
 
 
 def load(path: str) -> ProxyConfig:
@@ -118,6 +135,7 @@ def load(path: str) -> ProxyConfig:
         child_ttl=max(30, ttl),
         cookie_secure=bool(doc.get("cookie_secure", True)),
         csrf_key_file=doc.get("csrf_key_file"),
+        step_up=parse_step_up(doc.get("step_up")),
         idp=IdpConfig(
             issuer=idp["issuer"],
             audience=idp["audience"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 
 from strongroom.secretstore import aio, database
+from strongroom.secretstore.aws import aws_credentials as aws_credentials
 from strongroom.secretstore.certificate import certificate
 from strongroom.secretstore.client import Client, SecretPath
 from strongroom.secretstore.database import database_credentials

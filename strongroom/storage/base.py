@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import builtins
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -30,11 +31,11 @@ class Storage(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
-    async def list(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
+    async def list(self, prefix: str, after: str = "", limit: int = 0) -> builtins.list[str]:
         """Children of ``prefix`` in key order, strictly after ``after``; at most ``limit`` (0: no limit)."""
         ...
 
-    async def transaction(self, ops: list[TxnOp]) -> None: ...
+    async def transaction(self, ops: builtins.list[TxnOp]) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -51,13 +52,13 @@ KEY_CEILING = "\U0010ffff"
 FirstKey = Callable[[str, bool, str], Awaitable[str | None]]
 
 
-async def seek_children(prefix: str, after: str, limit: int, first_key: FirstKey) -> list[str]:
+async def seek_children(prefix: str, after: str, limit: int, first_key: FirstKey) -> builtins.list[str]:
     """``Storage.list`` for an ordered store that can find the first key at or after a bound.
 
     Seek from child to child: a folder is reported once, then the scan jumps past its whole subtree, so listing costs
     one indexed lookup per child returned, never a scan of everything below the prefix.
     """
-    out: list[str] = []
+    out: builtins.list[str] = []
     lower = prefix + after if after else prefix
     upper = prefix + KEY_CEILING
     inclusive = not after

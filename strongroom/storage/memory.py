@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import builtins
 from collections.abc import Callable, Iterable
 
 from strongroom.storage.base import CheckAndSetError, TxnOp, next_sibling
@@ -11,7 +12,7 @@ from strongroom.storage.base import CheckAndSetError, TxnOp, next_sibling
 class InMemoryStorage:
     def __init__(self) -> None:
         self._data: dict[str, bytes] = {}
-        self._keys: list[str] = []
+        self._keys: builtins.list[str] = []
 
     async def get(self, key: str) -> bytes | None:
         return self._data.get(key)
@@ -22,8 +23,8 @@ class InMemoryStorage:
     async def delete(self, key: str) -> None:
         await self.transaction([TxnOp("delete", key)])
 
-    async def list(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
-        out: list[str] = []
+    async def list(self, prefix: str, after: str = "", limit: int = 0) -> builtins.list[str]:
+        out: builtins.list[str] = []
         lower = prefix + after if after else prefix
         i = bisect.bisect_right(self._keys, lower) if after else bisect.bisect_left(self._keys, lower)
         while i < len(self._keys) and self._keys[i].startswith(prefix):
@@ -41,7 +42,7 @@ class InMemoryStorage:
                 break
         return out
 
-    async def transaction(self, ops: list[TxnOp]) -> None:
+    async def transaction(self, ops: builtins.list[TxnOp]) -> None:
         for op in ops:
             if op.kind == "check" and self._data.get(op.key) != op.value:
                 raise CheckAndSetError(op.key)
@@ -55,11 +56,13 @@ class InMemoryStorage:
                 del self._data[op.key]
                 self._keys.pop(bisect.bisect_left(self._keys, op.key))
 
-    async def scan(self, lower: str = "", limit: int = 1000, *, include_lower: bool = True) -> list[tuple[str, bytes]]:
+    async def scan(
+        self, lower: str = "", limit: int = 1000, *, include_lower: bool = True
+    ) -> builtins.list[tuple[str, bytes]]:
         i = bisect.bisect_left(self._keys, lower) if include_lower else bisect.bisect_right(self._keys, lower)
         return [(k, self._data[k]) for k in self._keys[i : i + limit]]
 
-    async def export(self, sink: Callable[[list[tuple[str, bytes]]], None], page: int = 5000) -> None:
+    async def export(self, sink: Callable[[builtins.list[tuple[str, bytes]]], None], page: int = 5000) -> None:
         items = [(k, self._data[k]) for k in self._keys]  # taken at once: nothing else runs meanwhile
         for i in range(0, len(items), page):
             sink(items[i : i + page])

@@ -12,11 +12,12 @@ touches (sorted, so writers never deadlock). That is what makes a ``check`` that
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -70,8 +71,9 @@ class PostgresStorage:
             sql.SQL("DELETE FROM {}").format(ident),
             sql.SQL("COPY {} (key, value) FROM STDIN").format(ident),
         )
-        self._idle: list[psycopg.AsyncConnection] = []
+        self._idle: builtins.list[psycopg.AsyncConnection] = []
         self._slots = asyncio.Semaphore(pool_size)
+        self._pool_size = pool_size
         self._schema_lock = asyncio.Lock()
         self._schema_ready = False
         self._closed = False
@@ -81,7 +83,7 @@ class PostgresStorage:
     async def _connect(self) -> psycopg.AsyncConnection:
         given = conninfo_to_dict(self._url)
         defaults = {"connect_timeout": 10, "application_name": f"strongroom storage {self._table}"[:63]}
-        extra = {k: v for k, v in defaults.items() if k not in given}
+        extra: dict[str, Any] = {k: v for k, v in defaults.items() if k not in given}
         try:
             conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **extra)
         except psycopg.OperationalError as exc:
@@ -171,8 +173,8 @@ class PostgresStorage:
 
         return await self._read(run)
 
-    async def list(self, prefix: str, after: str = "", limit: int = 0) -> list[str]:
-        async def run(conn: psycopg.AsyncConnection) -> list[str]:
+    async def list(self, prefix: str, after: str = "", limit: int = 0) -> builtins.list[str]:
+        async def run(conn: psycopg.AsyncConnection) -> builtins.list[str]:
             async def first_key(lower: str, inclusive: bool, upper: str) -> str | None:
                 cur = await conn.execute(self._sql_seek[inclusive], (lower, upper))
                 row = await cur.fetchone()
@@ -190,7 +192,7 @@ class PostgresStorage:
     async def delete(self, key: str) -> None:
         await self.transaction([TxnOp("delete", key)])
 
-    async def transaction(self, ops: list[TxnOp]) -> None:
+    async def transaction(self, ops: builtins.list[TxnOp]) -> None:
         if not ops:
             return
         lock_ids = sorted({_lock_id(self._person, op.key) for op in ops})
@@ -206,7 +208,9 @@ class PostgresStorage:
             await self._discard_idle()
             await self._transaction_once(ops, lock_ids, committing)
 
-    async def _transaction_once(self, ops: list[TxnOp], lock_ids: list[int], committing: list[bool]) -> None:
+    async def _transaction_once(
+        self, ops: builtins.list[TxnOp], lock_ids: builtins.list[int], committing: builtins.list[bool]
+    ) -> None:
         async with self._conn() as conn, conn.transaction():
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(%s::int4, k) FROM unnest(%s::int4[]) AS k", (self._lock_ns, lock_ids)
@@ -231,16 +235,18 @@ class PostgresStorage:
 
     # --- the whole store: snapshots, restore, migration (see strongroom/ops/) ----------------------------------
 
-    async def scan(self, lower: str = "", limit: int = 1000, *, include_lower: bool = True) -> list[tuple[str, bytes]]:
+    async def scan(
+        self, lower: str = "", limit: int = 1000, *, include_lower: bool = True
+    ) -> builtins.list[tuple[str, bytes]]:
         """Up to ``limit`` entries from ``lower`` on (inclusive or not), in key order."""
 
-        async def run(conn: psycopg.AsyncConnection) -> list[tuple[str, bytes]]:
+        async def run(conn: psycopg.AsyncConnection) -> builtins.list[tuple[str, bytes]]:
             cur = await conn.execute(self._sql_scan[include_lower], (lower, limit))
             return [(str(k), bytes(v)) for k, v in await cur.fetchall()]
 
         return await self._read(run)
 
-    async def export(self, sink: Callable[[list[tuple[str, bytes]]], None], page: int = 5000) -> None:
+    async def export(self, sink: Callable[[builtins.list[tuple[str, bytes]]], None], page: int = 5000) -> None:
         """Every entry in key order from one REPEATABLE READ snapshot: writers go on, this read sees none of them."""
         async with self._conn() as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -250,15 +256,25 @@ class PostgresStorage:
                     sink([(str(k), bytes(v)) for k, v in rows])
 
     async def replace_all(self, entries: Iterable[tuple[str, bytes]]) -> None:
-        """Replace the whole table in one transaction; the table lock orders it after every writer in flight."""
+        """Replace the whole table in one transaction, after every write of this process already waiting for a
+        connection (taking every slot of the pool waits for them, first come first served) or running on another
+        node's session (the table lock waits for those)."""
         lock, delete, copy_in = self._sql_replace
-        async with self._conn() as conn, conn.transaction():
-            await conn.execute(lock)
-            await conn.execute(delete)
-            async with conn.cursor().copy(copy_in) as copy:
-                copy.set_types(["text", "bytea"])
-                for key, value in entries:
-                    await copy.write_row((key, value))
+        held = 0
+        try:
+            for _ in range(self._pool_size - 1):  # the last slot is the one the connection below takes
+                await self._slots.acquire()
+                held += 1
+            async with self._conn() as conn, conn.transaction():
+                await conn.execute(lock)
+                await conn.execute(delete)
+                async with conn.cursor().copy(copy_in) as copy:
+                    copy.set_types(["text", "bytea"])
+                    for key, value in entries:
+                        await copy.write_row((key, value))
+        finally:
+            for _ in range(held):
+                self._slots.release()
 
     async def close(self) -> None:
         if self._closed:

@@ -30,7 +30,9 @@ _HEADERS = [
     ("referrer-policy", "no-referrer"),
     (
         "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        # script and connect only for the step-up page's own script (/ui/static/step-up.js) and /webauthn/ calls
+        "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'",
     ),
 ]
 _MAX_LIST = 500
@@ -64,6 +66,9 @@ async def handle(app: ProxyApp, req: asgi.Req, send: asgi.Send) -> None:
         return
     if path == "/ui/static/style.css":
         await asgi.send(send, 200, STYLE, "text/css", [("cache-control", "max-age=300")])
+        return
+    if path == "/ui/static/step-up.js":
+        await asgi.send(send, 200, _STEP_UP_JS.encode(), "text/javascript", [("cache-control", "max-age=300")])
         return
     if path == "/ui/login":
         await _login(app, req, send)
@@ -151,6 +156,8 @@ async def _dispatch(s: StaffSession, req: asgi.Req) -> tuple[str, Markup]:
     if not parts:
         return _overview(s)
     head, rest = parts[0], parts[1:]
+    if head == "step-up" and not rest:
+        return "Security key", _step_up_page(s)
     if head == "mounts" and not rest:
         return "Secrets engines", await _mounts(s, "sys/mounts")
     if head == "auth" and not rest:
@@ -320,6 +327,11 @@ async def _secret(s: StaffSession, ns: str, sa: str, name: str, version: str, re
             '<button type="submit" name="reveal" value="1">'
             "Reveal value</button></form>"
         )
+    step_up = s.app.step_up
+    if step_up is not None and step_up.cfg.reveal and not s.stepped_up:
+        raise _Page(403, "Step-up required", info + Markup(
+            '<p class="error" id="step-up-required">Revealing a value needs a recent security-key check. '
+            f'<a href="/ui/step-up?next={esc(href)}">Verify with your security key</a>, then reveal again.</p>'))
     status, body = await s.call("GET", f"secret/data/k8s/{ns}/{sa}/{name}/{version}")
     if status == 403:
         raise _Page(
@@ -329,3 +341,60 @@ async def _secret(s: StaffSession, ns: str, sa: str, name: str, version: str, re
         raise _denied(where, status)
     value = (((body or {}).get("data") or {}).get("data") or {}).get("data")
     return info + Markup(f'<h2>Value</h2><pre class="value">{esc(value)}</pre>')
+
+
+# The step-up page is the UI's only script: WebAuthn needs the browser's navigator.credentials API. It talks to the
+# proxy's /webauthn/* endpoints with the session's CSRF token, and converts base64url fields to and from ArrayBuffers.
+_STEP_UP_JS = """
+const csrf = document.getElementById("step-up").dataset.csrf;
+const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\\+/g, "-").replace(/\\//g, "_")
+  .replace(/=+$/, "");
+const unb64 = (s) => Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+const post = async (path, body) => {
+  const r = await fetch(path, {method: "POST", credentials: "same-origin",
+    headers: {"content-type": "application/json", "x-csrf-token": csrf}, body: JSON.stringify(body || {})});
+  const doc = await r.json();
+  if (!r.ok) throw new Error((doc.errors || ["failed"]).join("; "));
+  return doc;
+};
+const show = (text) => { document.getElementById("step-up-status").textContent = text; };
+document.getElementById("register").onclick = async () => {
+  try {
+    const o = await post("/webauthn/register/options");
+    o.challenge = unb64(o.challenge); o.user.id = unb64(o.user.id);
+    o.excludeCredentials = (o.excludeCredentials || []).map((c) => ({...c, id: unb64(c.id)}));
+    const c = await navigator.credentials.create({publicKey: o});
+    await post("/webauthn/register", {id: c.id, rawId: b64(c.rawId), type: c.type, response: {
+      clientDataJSON: b64(c.response.clientDataJSON), attestationObject: b64(c.response.attestationObject),
+      transports: c.response.getTransports ? c.response.getTransports() : []}});
+    show("Security key registered.");
+  } catch (e) { show("Registration failed: " + e.message); }
+};
+document.getElementById("verify").onclick = async () => {
+  try {
+    const o = await post("/webauthn/assert/options");
+    o.challenge = unb64(o.challenge);
+    o.allowCredentials = (o.allowCredentials || []).map((c) => ({...c, id: unb64(c.id)}));
+    const c = await navigator.credentials.get({publicKey: o});
+    await post("/webauthn/assert", {id: c.id, rawId: b64(c.rawId), type: c.type, response: {
+      clientDataJSON: b64(c.response.clientDataJSON), authenticatorData: b64(c.response.authenticatorData),
+      signature: b64(c.response.signature),
+      userHandle: c.response.userHandle ? b64(c.response.userHandle) : null}});
+    show("Verified. You may now reveal values for a few minutes.");
+  } catch (e) { show("Verification failed: " + e.message); }
+};
+"""
+
+
+def _step_up_page(s: StaffSession) -> Markup:
+    if s.app.step_up is None:
+        raise _Page(404, "Not found", Markup("<p>Step-up is not configured on this proxy.</p>"))
+    state = "verified" if s.stepped_up else "not verified"
+    return Markup(
+        f'<div id="step-up" data-csrf="{esc(s.csrf or "")}"><p>This session is <b id="step-up-state">{state}</b>. '
+        "Some actions (revealing a value, configured paths) need a recent check with your security key.</p>"
+        '<button id="register" type="button">Register a security key</button> '
+        '<button id="verify" type="button">Verify with security key</button>'
+        '<p id="step-up-status" role="status"></p></div>'
+        '<script src="/ui/static/step-up.js"></script>'
+    )

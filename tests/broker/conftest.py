@@ -67,7 +67,7 @@ def base_config(tmp: Path, idp: TestIdp, receiver: Receiver, strongroom_addr: st
                    "storage": f"sqlite:///{tmp / 'broker.db'}", "audit_log": str(tmp / "audit.jsonl")},
         "idp": {"issuer": idp.issuer, "audience": idp.audience, "jwks_url": idp.jwks_url,
                 "person_claim": "employee_id"},
-        "seed": {"file": str(tmp / "seed.json"), "kek_file": str(tmp / "kek")},
+        "seed": {"file": str(tmp / "seed.json"), "token_file": str(tmp / "seed-token")},
         "notify": {"slack_webhook": f"{receiver.url}/slack", "critical_webhook": f"{receiver.url}/page"},
         "break_glass": {"groups": ["sre-oncall"], "duration": "5m"},
         "strongroom": {"addr": strongroom_addr} if strongroom_addr else {},

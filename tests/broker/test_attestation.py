@@ -10,11 +10,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from strongroom.broker.attestation.cose import sign1
-from strongroom.broker.attestation.document import AttestationError
+from strongroom.attestation.cose import sign1
+from strongroom.attestation.document import AttestationError
+from strongroom.attestation.nitro import verify_nitro
+from strongroom.attestation.testca import AttestationCA
 from strongroom.broker.attestation.local import InsecureAttestorRefused, LocalAttestor
-from strongroom.broker.attestation.nitro import verify_nitro
-from strongroom.broker.attestation.testca import AttestationCA
 
 SAMPLE = Path(__file__).resolve().parent / "fixtures" / "sui_nitro_attestation.hex"  # licence: fixtures/README.md
 SAMPLE_TIME = dt.datetime(2024, 11, 14, 23, 46, 29, tzinfo=dt.UTC)
@@ -154,7 +154,7 @@ def test_unknown_critical_extension_on_an_intermediate_is_refused():
 
 
 def test_leaf_without_digital_signature_usage_is_refused(ca):
-    from strongroom.broker.attestation import testca
+    from strongroom.attestation import testca
 
     usage = x509.KeyUsage(**dict(testca._USAGE, digital_signature=False, key_cert_sign=False))
     protected, unprotected, payload, sig = cbor2.loads(ca.document({0: GOOD_PCR0}))

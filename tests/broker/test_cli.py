@@ -14,13 +14,13 @@ import pytest
 
 from broker.conftest import PEOPLE
 from broker.harness import free_port, wait_for
-from strongroom import crypto
 from strongroom.broker.build import build_artifact, measurement
+from strongroom.broker.kinds.broker_deploy import deploy_policy
 
 STRONGROOM = str(Path(sys.executable).parent / "strongroom")
 
 
-def _config(tmp: Path, idp, receiver, port: int) -> Path:
+def _config(tmp: Path, idp, receiver, port: int, strongroom) -> Path:
     text = f"""
 [broker]
 listen = "127.0.0.1:{port}"
@@ -36,9 +36,12 @@ jwks_url = "{idp.jwks_url}"
 
 [seed]
 file = "seed.json"
-kek_file = "kek"
+token_file = "seed-token"
 attestor = "local"
 insecure = true
+
+[strongroom]
+addr = "{strongroom.addr}"
 
 [notify]
 slack_webhook = "{receiver.url}/slack"
@@ -57,11 +60,42 @@ max_duration = "15m"
 request_ttl = "1h"
 audience = "kubernetes"
 groups = ["mpa:cluster-admin"]
+
+[kinds.broker-deploy]
+type = "broker-deploy"
+request_groups = ["security"]
+approve_groups = ["platform-leads", "security"]
+token_role = "mpa-deploy"
 """
     path = tmp / "broker.toml"
     path.write_text(text)
-    (tmp / "kek").write_text(crypto.new_key().hex())
+    # the broker decrypts its seed with a token that can do nothing else — and that alone opens nothing
+    root = strongroom.client()
+    if "transit/" not in root.sys.list_mounted_secrets_engines()["data"]:
+        root.sys.enable_secrets_engine("transit", path="transit")
+    root.sys.create_or_update_policy("broker-seed", 'path "transit/decrypt/broker-seed" { capabilities = ["update"] }')
+    token = root.auth.token.create(policies=["broker-seed"], no_default_policy=True)["auth"]["client_token"]
+    (tmp / "seed-token").write_text(token)
+    # the broker's own token (sealed into the seed) mints broker-deploy tokens through a role, and nothing more
+    root.sys.create_or_update_policy("broker-deploy", deploy_policy("transit", "broker-seed"))
+    root.sys.create_or_update_policy("mpa-broker", 'path "auth/token/create/mpa-deploy" { capabilities = ["update"] }\n'
+                                     'path "sys/audit-events" { capabilities = ["update"] }')
+    strongroom.http().post("/v1/auth/token/roles/mpa-deploy", json={"allowed_policies": ["broker-deploy"],
+                                                                     "orphan": True}).raise_for_status()
+    own = root.auth.token.create(policies=["mpa-broker"], no_default_policy=True)["auth"]["client_token"]
+    (tmp / "broker-token").write_text(own)
     return path
+
+
+def _seal(cfg: Path, strongroom, allowed: str, cwd: Path) -> None:
+    """seal-seed as the operator; a key already bound by an earlier attempt is pointed at ``allowed`` by root."""
+    (cwd / "seed.json").unlink(missing_ok=True)
+    env = {**os.environ, "STRONGROOM_TOKEN": strongroom.root_token}
+    r = subprocess.run([STRONGROOM, "broker", "seal-seed", "--config", str(cfg), "--measurement", allowed,
+                        "--strongroom-token-file", str(cwd / "broker-token")],
+                       capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    strongroom.http().post("/v1/transit/keys/broker-seed/attestation", json={"pcr0": [allowed]}).raise_for_status()
 
 
 def _run(*args: str, cwd: Path, token: str | None = None, addr: str | None = None) -> subprocess.CompletedProcess:
@@ -86,17 +120,14 @@ class _Proc:
 
 
 @pytest.fixture
-def served(tmp_path, idp, receiver):
+def served(tmp_path, idp, receiver, server):
     port = free_port()
-    cfg = _config(tmp_path, idp, receiver, port)
+    cfg = _config(tmp_path, idp, receiver, port, server)
     addr = f"http://127.0.0.1:{port}"
     # The local attestor measures the source tree it runs from. Other work may edit that tree between sealing and
     # starting (the seal then correctly stays shut), so seal for the current build and retry a few times.
     for _ in range(5):
-        (tmp_path / "seed.json").unlink(missing_ok=True)
-        r = _run("broker", "seal-seed", "--config", str(cfg), "--measurement", measurement(build_artifact()),
-                 cwd=tmp_path)
-        assert r.returncode == 0, r.stderr
+        _seal(cfg, server, measurement(build_artifact()), tmp_path)
         proc = _Proc(["broker", "--config", str(cfg)], tmp_path)
 
         def up(proc: _Proc = proc) -> bool:
@@ -110,7 +141,7 @@ def served(tmp_path, idp, receiver):
         wait_for(up, timeout=60, message="broker up")
         if proc.proc.poll() is None:
             break
-        assert "not on the allowed list" in proc.log.read_text(), proc.log.read_text()
+        assert "is not allowed" in proc.log.read_text(), proc.log.read_text()
     else:
         pytest.fail("the source tree kept changing under the test")
     yield addr, tmp_path
@@ -175,10 +206,37 @@ def test_cancel_and_break_glass_through_the_cli(served, idp, receiver):
     assert r.returncode == 0, r.stderr
 
 
-def test_broker_refuses_to_serve_with_wrong_measurement(tmp_path, idp, receiver):
-    cfg = _config(tmp_path, idp, receiver, free_port())
-    assert _run("broker", "seal-seed", "--config", str(cfg), "--measurement", "cd" * 48, cwd=tmp_path).returncode == 0
+def test_broker_deploy_allows_a_new_build_through_the_cli(served, idp, server):
+    addr, cwd = served
+    sam, bob, carol = _tok(idp, "sam"), _tok(idp, "bob"), _tok(idp, "carol")
+    new = "ef" * 48
+    r = _run("mpa", "request", "broker-deploy", "--reason", "Deploy release 2.5.0 built from tag v2.5.0",
+             "--measurement", new, cwd=cwd, token=sam, addr=addr)
+    assert r.returncode == 0, r.stderr
+    rid = next(w for w in r.stdout.split() if w.startswith("mpa-"))
+    for who in (bob, carol):
+        r = _run("mpa", "review", rid, "--approve", "-c", "tag v2.5.0 reviewed and built", cwd=cwd, token=who,
+                 addr=addr)
+        assert r.returncode == 0, r.stderr
+    r = _run("mpa", "fetch", rid, cwd=cwd, token=sam, addr=addr)
+    assert r.returncode == 0, r.stderr
+    (cwd / "deploy.json").write_text(r.stdout)
+    r = _run("broker", "allow-measurement", "--config", str(cwd / "broker.toml"), "--credential-file",
+             str(cwd / "deploy.json"), cwd=cwd)
+    assert r.returncode == 0 and new in r.stdout, r.stderr
+    assert new in server.http().get("/v1/transit/keys/broker-seed/attestation").json()["data"]["pcr0"]
+    # the same credential cannot decrypt the seed
+    token = json.loads((cwd / "deploy.json").read_text())["token"]
+    sealed = json.loads((cwd / "seed.json").read_text())["ciphertext"]
+    r = httpx.post(f"{server.addr}/v1/transit/decrypt/broker-seed", json={"ciphertext": sealed},
+                   headers={"X-Vault-Token": token}, timeout=10)
+    assert r.status_code == 403
+
+
+def test_broker_refuses_to_serve_with_wrong_measurement(tmp_path, idp, receiver, server):
+    cfg = _config(tmp_path, idp, receiver, free_port(), server)
+    _seal(cfg, server, "cd" * 48, tmp_path)
     r = _run("broker", "--config", str(cfg), cwd=tmp_path)
     assert r.returncode != 0
-    assert "refusing to serve" in r.stderr and "not on the allowed list" in r.stderr
+    assert "refusing to serve" in r.stderr and f"PCR0 {measurement(build_artifact())} is not allowed" in r.stderr
     assert b"seed-release-refused" in (tmp_path / "audit.jsonl").read_bytes()

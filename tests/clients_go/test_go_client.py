@@ -175,3 +175,29 @@ def test_go_client_against_a_real_server(
     # every set of credentials the Go client held was a real PostgreSQL user while its lease lived
     assert tried == ["first", "second", "recovered"]
     assert prepared["canary"] not in report  # the Go tests never print the secret
+
+
+def test_the_readme_go_snippet_compiles(tmp_path: Path) -> None:
+    """The Go lines in README's "Using Strongroom from a service" build against clients/go as written."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Using Strongroom from a service", 1)[1].split("\n## ", 1)[0]
+    snippet = re.search(r"```go\n(.*?)```", section, re.S)
+    assert snippet, "README has no Go snippet in its service section"
+    imports, body = [], []
+    for line in snippet.group(1).splitlines():
+        (imports if line.startswith("import ") else body).append(line)
+    assert imports == ['import "github.com/strongroom/strongroom/clients/go/secretstore"'], imports
+    program = "\n".join([
+        "package main", "", 'import "context"', *imports, "",
+        "type connectionPool struct{}", "", "func (connectionPool) Reconnect(user, password string) {}", "",
+        "func main() {", "\tctx := context.Background()", "\tvar pool connectionPool", *body,
+        "\t_, _, _, _ = password, cfg, creds, first", "\t_ = err", "}", "",
+    ])  # fmt: skip
+    (tmp_path / "main.go").write_text(program)
+    (tmp_path / "go.mod").write_text(
+        "module readme\n\ngo 1.22\n\nrequire github.com/strongroom/strongroom/clients/go v0.0.0\n\n"
+        f"replace github.com/strongroom/strongroom/clients/go => {GO_MODULE}\n"
+    )
+    env = {**os.environ, "GOFLAGS": "-mod=mod -buildvcs=false", "GOTOOLCHAIN": "local", "GOPROXY": "off"}
+    r = subprocess.run([_go(), "vet", "."], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{r.stderr}\n{program}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import StrongroomServer, wait_for
-from tests.storage_pg.conftest import pg_dsn  # noqa: F401 - the fixture, shared with this folder
+from tests.storage_pg.conftest import opener, pg_dsn  # noqa: F401 - the fixtures, shared with this folder
 
 SQLITE_CONFIG = (
     'storage "sqlite" {{ path = "{path}" }}\n'

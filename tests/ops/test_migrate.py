@@ -3,10 +3,10 @@ and a non-empty destination, resuming an interrupted run, and a server on the de
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -28,14 +28,19 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrongroomSe
     """A dev server holding PATHS secrets of VERSIONS versions each; still running when the module starts."""
     srv = StrongroomServer(tmp_path_factory.mktemp("migrate-source")).start()
 
-    def write(i: int) -> None:
-        with httpx.Client(base_url=srv.addr, headers={"X-Vault-Token": srv.root_token}, timeout=30) as http:
-            for v in range(1, VERSIONS + 1):
-                resp = http.post(f"/v1/secret/data/m/p{i:05d}", json={"data": {"data": f"p{i}-v{v}"}})
-                assert resp.status_code == 200, resp.text
+    async def seed() -> None:
+        paths = iter(range(PATHS))
+        async with httpx.AsyncClient(base_url=srv.addr, headers={"X-Vault-Token": srv.root_token}, timeout=30) as http:
 
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(write, range(PATHS)))
+            async def worker() -> None:
+                for i in paths:  # one shared iterator: each path is written by one worker, its versions in order
+                    for v in range(1, VERSIONS + 1):
+                        resp = await http.post(f"/v1/secret/data/m/p{i:05d}", json={"data": {"data": f"p{i}-v{v}"}})
+                        assert resp.status_code == 200, resp.text
+
+            await asyncio.gather(*(worker() for _ in range(16)))
+
+    asyncio.run(seed())
     yield srv
     srv.stop()
 

@@ -3,9 +3,11 @@ store of a newer format is refused with a clear message and left as it was."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sqlite3
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from strongroom.core.core import Core
 from strongroom.core.seal import decode_key
 from strongroom.ops import storage_format
 from strongroom.storage.memory import InMemoryStorage
+from strongroom.storage.sqlite import SQLiteStorage
 from tests.conftest import StrongroomServer
 from tests.ops.conftest import SQLITE_CONFIG, config_server, unseal
 
@@ -32,10 +35,23 @@ def start(tmp_path: Path, db: Path, token: str) -> StrongroomServer:
     return config_server(tmp_path / "srv", SQLITE_CONFIG.format(path=db), token)
 
 
-def format_record(db: Path) -> bytes | None:
-    with sqlite3.connect(db) as conn:
-        row = conn.execute("SELECT value FROM entries WHERE key = ?", (storage_format.FORMAT_PATH,)).fetchone()
-    return None if row is None else bytes(row[0])
+def stored_version(srv: StrongroomServer) -> int:
+    """The version the running server's store records, as its snapshot header reports it."""
+    snap = srv.client().sys.take_raft_snapshot().content
+    with tarfile.open(fileobj=io.BytesIO(snap), mode="r:gz") as tar:
+        return json.loads(tar.extractfile("meta.json").read())["storage_format_version"]  # type: ignore[union-attr]
+
+
+async def write_version(db: Path, unseal_key: str, version: int) -> None:
+    """Record ``version`` in the store at ``db`` (behind the barrier, as a binary of that version would)."""
+    storage = SQLiteStorage(str(db))
+    core = Core(storage)
+    try:
+        await core.submit_unseal_key(decode_key(unseal_key))
+        await storage_format.record(core.barrier, version)
+        await core.seal()
+    finally:
+        await storage.close()
 
 
 def test_a_fixture_exists_for_the_current_version() -> None:
@@ -59,9 +75,9 @@ def test_every_kept_fixture_opens_and_reads(db: Path, tmp_path: Path) -> None:
                 assert got["data"]["data"] == data
         assert set(meta["policies"]) <= set(client.sys.list_acl_policies()["data"]["keys"])
         client.secrets.kv.v2.create_or_update_secret("after/upgrade", secret={"data": "new"})
+        assert stored_version(srv) == storage_format.CURRENT
     finally:
         srv.stop()
-    assert json.loads(format_record(copy) or b"{}") == {"version": storage_format.CURRENT}
 
 
 def test_a_store_without_a_version_record_is_brought_forward(tmp_path: Path) -> None:
@@ -74,16 +90,15 @@ def test_a_store_without_a_version_record_is_brought_forward(tmp_path: Path) -> 
         secret = srv.client().secrets.kv.v2.read_secret_version("k8s/default/s-emoji/db-password/2026-11-26",
                                                                 raise_on_deleted_version=True)
         assert secret["data"]["data"] == {"data": "hunter2"}
+        assert stored_version(srv) == 1
     finally:
         srv.stop()
-    assert json.loads(format_record(copy) or b"{}") == {"version": 1}
 
 
-def test_an_older_binary_refuses_a_newer_store_and_changes_nothing(tmp_path: Path) -> None:
+async def test_an_older_binary_refuses_a_newer_store_and_changes_nothing(tmp_path: Path) -> None:
     copy, meta = fixture_copy(FIXTURES / "store-v1.db", tmp_path)
-    newer = json.dumps({"version": storage_format.CURRENT + 1}).encode()
+    await write_version(copy, meta["unseal_key"], storage_format.CURRENT + 1)
     with sqlite3.connect(copy) as conn:
-        conn.execute("UPDATE entries SET value = ? WHERE key = ?", (newer, storage_format.FORMAT_PATH))
         before = conn.execute("SELECT key, value FROM entries ORDER BY key").fetchall()
     srv = start(tmp_path, copy, meta["root_token"])
     try:
@@ -102,30 +117,28 @@ def test_an_older_binary_refuses_a_newer_store_and_changes_nothing(tmp_path: Pat
 async def test_upgrade_steps_run_in_order_once_each_and_are_idempotent() -> None:
     core = Core(InMemoryStorage(), storage_type="memory")
     init = await core.initialize(1, 1)
-    assert await storage_format.read(core.storage) == storage_format.CURRENT
+    await core.submit_unseal_key(decode_key(init["keys_base64"][0]))
+    assert await storage_format.read(core.barrier) == storage_format.CURRENT
     calls: list[int] = []
 
     async def step(n: int) -> None:
         calls.append(n)
 
     steps = {0: lambda c: step(0), 1: lambda c: step(1)}
-    await storage_format.record(core.storage, 0)
+    await storage_format.record(core.barrier, 0)
     assert await storage_format.upgrade(core, steps, target=2) == 0
-    assert calls == [0, 1] and await storage_format.read(core.storage) == 2
+    assert calls == [0, 1] and await storage_format.read(core.barrier) == 2
     assert await storage_format.upgrade(core, steps, target=2) == 2
     assert calls == [0, 1]  # nothing left to do
+    with pytest.raises(storage_format.NewerFormat, match="upgrade the binary"):
+        await storage_format.upgrade(core)  # this binary's own target is below what the store now says
 
-    # the real 0 -> 1 step never runs on a sealed store (it needs the keyring) ...
-    await core.storage.delete(storage_format.FORMAT_PATH)
-    assert await storage_format.read(core.storage) == 0
-    with pytest.raises(Exception, match="sealed"):
-        await storage_format.upgrade(core)
-    assert await storage_format.read(core.storage) == 0
-    # ... runs on unseal, and again (a crash between a step and its record) harmlessly
-    await core.submit_unseal_key(decode_key(init["keys_base64"][0]))
-    assert not core.sealed and await storage_format.read(core.storage) == 1
+    # the real 0 -> 1 step on a store without a record, run twice (a crash between a step and its record): harmless
+    await core.barrier.delete(storage_format.FORMAT_PATH, direct=True)
+    assert await storage_format.read(core.barrier) == 0
     await storage_format.STEPS[0](core)
-    await storage_format.record(core.storage, 0)
     assert await storage_format.upgrade(core) == 0
-    assert await storage_format.read(core.storage) == 1
+    assert await storage_format.read(core.barrier) == 1
     await core.seal()
+    with pytest.raises(Exception, match="sealed"):
+        await storage_format.STEPS[0](core)  # it needs the keyring: never runs on a sealed store

@@ -347,6 +347,12 @@ def test_issuers_keys_and_default(pki_server, ca) -> None:  # noqa: ANN001
         assert resp.status_code == 400 and "in use" in _errors(resp)[0]
         resp = h.post("/v1/pki-multi/config/issuers", json={"default": "nope"})
         assert resp.status_code == 400
+        before = h.request("LIST", "/v1/pki-multi/issuers").json()["data"]["keys"]
+        for body in ({"common_name": "x" * 65}, {"common_name": "ok", "serial_number": "*"},
+                     {"common_name": "ok", "key_type": "ec", "key_bits": 123}, {"common_name": "ok", "ttl": []}):
+            resp = h.post("/v1/pki-multi/root/generate/internal", json=body)
+            assert resp.status_code == 400 and _errors(resp), (body, resp.text)
+        assert h.request("LIST", "/v1/pki-multi/issuers").json()["data"]["keys"] == before
     c.secrets.pki.delete_issuer("alpha", mount_point="pki-multi")
     assert c.secrets.pki.list_issuers(mount_point="pki-multi")["data"]["keys"] == [second["issuer_id"]]
     c.delete("pki-multi/key/ka")

@@ -213,3 +213,19 @@ def test_the_certificate_is_renewed_at_two_thirds_of_its_lifetime(env: Env, tmp_
         assert ctx.cert_store_stats()["x509_ca"] >= 1
     finally:
         cert.close()
+
+
+def test_an_unreachable_server_means_not_ready_and_retries(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once the probe is closed
+    cert = Certificate(addr=f"http://127.0.0.1:{port}", token_provider=lambda: "unused", backoff_initial=0.05,
+                       backoff_max=0.1)
+    try:
+        with pytest.raises(secretstore.Unavailable):
+            cert.wait(0.5)
+        assert not cert.ready()
+        wait_for(lambda: cert.stats["failures"] >= 2, timeout=10, message="retries with backoff")
+        assert "cannot reach Strongroom" in cert.stats["last_error"]
+    finally:
+        cert.close()

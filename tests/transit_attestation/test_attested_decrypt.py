@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import hvac
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from strongroom.attestation.recipient import Recipient, RecipientError
@@ -71,6 +74,16 @@ def bound(http: httpx.Client, srv: StrongroomServer, ca: AttestationCA) -> str:
     assert r.status_code == 200, r.text
     assert r.json()["data"]["pcr0"] == [GOOD.hex()] and r.json()["data"]["refuse_debug_mode"] is True
     return ct
+
+
+def _wrap_for_import(http: httpx.Client, key: bytes) -> str:
+    """Vault's BYOK wrapping: RSA-OAEP-SHA256 of an ephemeral AES key, then AES key wrap with padding of ``key``."""
+    pem = http.get(f"/v1/{MOUNT}/wrapping_key").json()["data"]["public_key"]
+    wrapping = serialization.load_pem_public_key(pem.encode())
+    assert isinstance(wrapping, rsa.RSAPublicKey)
+    ephemeral = os.urandom(32)
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    return b64(wrapping.encrypt(ephemeral, oaep) + aes_key_wrap_with_padding(ephemeral, key))
 
 
 def attested_decrypt(http: httpx.Client, ciphertext: str, document: bytes, key: str = KEY) -> httpx.Response:
@@ -195,6 +208,9 @@ def test_policy_input_is_checked_and_bad_input_changes_nothing(srv: StrongroomSe
     client = srv.client()
     client.secrets.transit.create_key("exp", exportable=True, mount_point=MOUNT)
     refused(http.post(f"/v1/{MOUNT}/keys/exp/attestation", json={"pcr0": [GOOD.hex()]}), "exportable")
+    imported = http.post(f"/v1/{MOUNT}/keys/byok/import", json={"ciphertext": _wrap_for_import(http, os.urandom(32))})
+    assert imported.status_code in (200, 204), imported.text
+    refused(http.post(f"/v1/{MOUNT}/keys/byok/attestation", json={"pcr0": [GOOD.hex()]}), "imported")
     client.secrets.transit.create_key("signer", key_type="ed25519", mount_point=MOUNT)
     refused(http.post(f"/v1/{MOUNT}/keys/signer/attestation", json={"pcr0": [GOOD.hex()]}), "encryption keys")
     refused(http.post(f"/v1/{MOUNT}/keys/nokey/attestation", json={"pcr0": [GOOD.hex()]}), "no existing key")

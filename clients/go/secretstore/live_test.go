@@ -208,10 +208,10 @@ func confirmLogin(t *testing.T, name string, creds Credentials) {
 }
 
 func TestDatabaseCredentialsRenewThenFetchNewAtMaxTTL(t *testing.T) {
-	c := podClient(t, nil)
 	var mu sync.Mutex
 	var changes []Credentials
-	live, err := c.DatabaseCredentials(context.Background(), "rw", DatabaseOptions{
+	// as the README shows it: the default client, configured by the pod alone
+	live, err := DatabaseCredentials(context.Background(), "rw", DatabaseOptions{
 		BackoffInitial: 200 * time.Millisecond, BackoffMax: time.Second,
 		OnChange: func(cr Credentials) { mu.Lock(); changes = append(changes, cr); mu.Unlock() },
 	})

@@ -1,7 +1,7 @@
-"""A development attestor: documents in Nitro's format, signed by a CA that exists only in this process.
+"""A development attestor: documents in Nitro's format, signed by a CA of its own (in memory, or a local file).
 
 It proves nothing about the build to anyone else, so it refuses to exist unless explicitly marked insecure, and a
-production configuration never trusts its root (see ``config.py`` and ``seed.py``).
+production configuration never uses it (see ``config.py`` and ``startup.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class InsecureAttestorRefused(RuntimeError):
 class LocalAttestor:
     kind = "local"
 
-    def __init__(self, measurement_hex: str, *, insecure: bool = False) -> None:
+    def __init__(self, measurement_hex: str, *, insecure: bool = False, ca: AttestationCA | None = None) -> None:
         if insecure is not True:
             raise InsecureAttestorRefused(
                 "the local attestor proves nothing about the running build; "
@@ -28,7 +28,8 @@ class LocalAttestor:
         if len(measurement) != 48:
             raise ValueError("a measurement is a SHA-384 digest (96 hex characters)")
         self._measurement = measurement
-        self._ca = AttestationCA.generate("strongroom-local-insecure-attestor")
+        # a transit key trusts one root: a broker that must survive restarts passes the CA kept in seed.local_ca_file
+        self._ca = ca or AttestationCA.generate("strongroom-local-insecure-attestor")
 
     @property
     def roots(self) -> list[x509.Certificate]:

@@ -1,8 +1,14 @@
-"""broker-deploy: permission to add a new build measurement to the list the key-release component accepts.
+"""broker-deploy: permission to add a new build measurement to the seed key's attestation policy.
 
-The credential is a grant token signed by the broker's own (attested, sealed) OIDC key naming the measurement and its
-approvers; ``seed.allow_measurement`` re-seals the seed for the new build only when shown such a grant. So the build
-that is trusted today must approve, through two reviewers, the build that will be trusted tomorrow.
+The broker's seed is transit ciphertext under a key bound to an attestation policy on the Strongroom server; which
+builds may open it is that policy's ``pcr0`` list. Fetching an approved broker-deploy request (two distinct approvers)
+mints an orphan Strongroom token carrying one configured policy (``policy``, default ``broker-deploy``) that grants
+``update`` — and ``read``, to see the current list — on exactly ``<mount>/keys/<key>/attestation``, for the approved
+window only; ``strongroom broker allow-measurement`` then adds the approved measurement with it. Neither the broker
+nor any single engineer can bless a new build alone, and the token can decrypt nothing.
+
+Options: ``policy`` (the Strongroom policy the token carries), ``token_role`` (as for strongroom-admin: lets the
+broker's own token mint it with only ``update`` on ``auth/token/create/<role>``).
 """
 
 from __future__ import annotations
@@ -12,16 +18,25 @@ from typing import Any
 
 from strongroom.broker.kinds.base import KindError, Minted, approver_names
 from strongroom.broker.models import MpaRequest
-from strongroom.broker.oidc import OidcIssuer
+from strongroom.broker.strongroom_client import StrongroomClient, StrongroomError
 
-GRANT_AUDIENCE = "strongroom-broker-deploy"
-GRANT_SUBJECT = "mpa:broker-deploy"
 _SHA384_HEX = re.compile(r"[0-9a-f]{96}")
+DEFAULT_POLICY = "broker-deploy"
+
+
+def deploy_policy(mount: str, key: str) -> str:
+    """The Strongroom policy the configured ``policy`` should hold: this key's attestation policy, PCR lists only."""
+    return (f'path "{mount.strip("/")}/keys/{key}/attestation" {{\n  capabilities = ["read", "update"]\n'
+            '  denied_parameters = { "root_certificate" = [] }\n}\n')
 
 
 class BrokerDeployKind:
-    def __init__(self, issuer: OidcIssuer, options: dict[str, Any]) -> None:
-        self._issuer = issuer
+    def __init__(self, client: StrongroomClient | None, options: dict[str, Any], *, mount: str = "transit",
+                 key: str = "broker-seed") -> None:
+        self._client = client
+        self._policy = options.get("policy") or DEFAULT_POLICY
+        self._role = options.get("token_role") or None
+        self._path = f"{mount.strip('/')}/keys/{key}/attestation"
 
     def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         measurement = str(params.get("measurement", "")).strip().lower()
@@ -37,13 +52,25 @@ class BrokerDeployKind:
                      for a in req.approvers}
         if len(approvers) < 2:
             raise KindError("a broker deploy needs two distinct approvers")
-        claims = {"sub": GRANT_SUBJECT, "aud": GRANT_AUDIENCE, "measurement": req.params["measurement"],
-                  "mpa_request_id": req.id, "mpa_approvers": approver_names(req),
-                  "mpa_approver_ids": sorted(approvers),
-                  "mpa_requester": req.requester.get("email") or req.requester["subject"]}
-        token, exp = self._issuer.mint(claims, ttl, now=now)
-        return Minted(credential={"type": "broker-deploy-grant", "grant": token, "measurement":
-                                  req.params["measurement"], "expires_at": exp}, expires_at=exp)
+        if self._client is None:
+            raise KindError("no Strongroom server is configured")
+        meta = {"mpa_request_id": req.id, "mpa_requester": req.requester.get("email") or req.requester["subject"],
+                "mpa_approvers": ",".join(approver_names(req)), "mpa_measurement": req.params["measurement"]}
+        try:
+            token, accessor = await self._client.create_token(
+                policies=[self._policy], ttl=ttl, meta=meta, display_name=f"mpa-{req.id}", role=self._role
+            )
+        except StrongroomError as exc:
+            raise KindError(str(exc)) from None
+        exp = int(now) + ttl
+        credential = {"type": "broker-deploy-token", "token": token, "accessor": accessor, "path": self._path,
+                      "measurement": req.params["measurement"], "expires_at": exp}
+        return Minted(credential=credential, expires_at=exp, ref={"accessor": accessor})
 
     async def revoke(self, ref: dict[str, Any]) -> None:
-        return None
+        if self._client is None:
+            raise KindError("no Strongroom server is configured")
+        try:
+            await self._client.revoke_accessor(ref["accessor"])
+        except StrongroomError as exc:
+            raise KindError(str(exc)) from None

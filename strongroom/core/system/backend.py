@@ -19,6 +19,7 @@ _PATH_MODULES = (
     "path_audit",
     "path_transport",
     "path_rekey",
+    "path_generate_root_token",
     "path_openapi",
     "path_internal_ui",
     "path_remount",
@@ -26,6 +27,7 @@ _PATH_MODULES = (
     "path_wrapping",
     "path_metrics",
     "path_snapshot",
+    "path_mfa",
 )
 
 

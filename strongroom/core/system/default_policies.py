@@ -26,6 +26,13 @@ DEFAULT_ROLE_MAX_TTL = 86400
 KMS_PLUGIN_POLICY = "kms-plugin"
 KMS_PLUGIN_MOUNT = "transit"
 KMS_PLUGIN_KEY = "kubernetes-kms"
+# ``strongroom detect``: read-only lookups of who an entity is, and the audit chain check (a yes/no on a MAC)
+DETECTION_POLICY = "detection"
+DETECTION_POLICY_TEXT = """# strongroom detect: who entities are, and audit chain MAC checks; nothing else
+path "identity/entity/id/*" { capabilities = ["read"] }
+path "identity/group/id/*" { capabilities = ["read"] }
+path "sys/audit-chain/*" { capabilities = ["read", "update"] }
+"""
 
 
 def kms_plugin_policy(mount: str = KMS_PLUGIN_MOUNT, key: str = KMS_PLUGIN_KEY) -> str:
@@ -69,6 +76,11 @@ path "database/creds/k8s_rw_{{{{{meta}.service_account_name}}}}_{{{{{meta}.servi
 }}
 
 path "database/creds/k8s_ro_{{{{{meta}.service_account_name}}}}_{{{{{meta}.service_account_namespace}}}}" {{
+  capabilities = ["read"]
+}}
+
+# Its own short-lived AWS credentials: the role its ServiceAccount's aws-role-arn annotation names, nothing else.
+path "aws/creds/k8s_app_{{{{{meta}.service_account_name}}}}_{{{{{meta}.service_account_namespace}}}}" {{
   capabilities = ["read"]
 }}
 

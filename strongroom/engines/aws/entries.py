@@ -35,6 +35,8 @@ class RootConfig:
     sts_region: str = ""
     max_retries: int = -1  # -1: the SDK's default
     username_template: str = ""
+    # the key ID a rotate-root replaced, until AWS confirms it is deleted (see path_config_rotate_root)
+    retiring_access_key: str = ""
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> RootConfig:

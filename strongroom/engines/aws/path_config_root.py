@@ -6,6 +6,7 @@ secret key is stored behind the barrier and never returned.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from strongroom.core.logical import InvalidRequest, Operation, Request, Response
@@ -26,6 +27,7 @@ FIELDS: dict[str, Field] = {
     "max_retries": Field(FieldType.INT, "Maximum number of retries for recoverable exceptions of AWS APIs"),
     "username_template": Field(FieldType.STRING, "Template to generate custom IAM usernames"),
 }
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,4}")
 _STRINGS = ("access_key", "secret_key", "region", "iam_endpoint", "sts_endpoint", "sts_region", "username_template")
 
 
@@ -34,6 +36,11 @@ def paths(b: AWSBackend) -> list[Path]:
         storage = b.storage(req)
         async with storage.lock("config/root"):
             config = await get_root(storage)
+            if fd.has("access_key") != fd.has("secret_key") and fd.get("access_key") != config.access_key:
+                # a new key ID with the old secret (or the reverse) never works: refuse instead of storing it
+                raise InvalidRequest("access_key and secret_key must be given together")
+            if fd.has("access_key") and fd.get("access_key") != config.access_key:
+                config.retiring_access_key = ""  # a key set by hand ends any rotation in progress
             for name in _STRINGS:
                 if fd.has(name):
                     setattr(config, name, fd.get(name).strip())
@@ -45,6 +52,9 @@ def paths(b: AWSBackend) -> list[Path]:
                 value = getattr(config, name)
                 if value and not value.startswith(("https://", "http://")):
                     raise InvalidRequest(f"{name} must be an http(s) URL")
+            for name in ("region", "sts_region"):
+                if getattr(config, name) and not _REGION.fullmatch(getattr(config, name)):
+                    raise InvalidRequest(f"{name} must be an AWS region name such as us-east-1")
             if bool(config.access_key) != bool(config.secret_key):
                 raise InvalidRequest("access_key and secret_key must be given together")
             try:

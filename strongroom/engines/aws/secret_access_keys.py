@@ -20,11 +20,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from strongroom.core.logical import InvalidRequest, LogicalError, Request, Response, Secret
+from strongroom.engines.aws import rollback
 from strongroom.engines.aws.client import AWSError, Clients, call
 from strongroom.engines.aws.entries import DEFAULT_LEASE, DEFAULT_LEASE_MAX, Role, get_lease, get_root
 from strongroom.framework import SecretType
 
 if TYPE_CHECKING:
+    from strongroom.core.barrier import BarrierView
     from strongroom.engines.aws.backend import AWSBackend
 
 log = logging.getLogger(__name__)
@@ -40,17 +42,22 @@ async def lease_ttls(b: AWSBackend, req: Request) -> tuple[int, int]:
     return config.lease, config.lease_max
 
 
-async def create_user(clients: Clients, role: Role, user_name: str, tags: dict[str, str]) -> dict[str, Any]:
-    """Create the IAM user and its key; on failure, delete what was made and raise."""
+async def create_user(
+    storage: BarrierView, clients: Clients, role: Role, user_name: str, tags: dict[str, str]
+) -> dict[str, Any]:
+    """Create the IAM user and its key; on failure, delete what was made and raise (see rollback for crashes)."""
     params: dict[str, Any] = {"UserName": user_name, "Path": role.user_path or "/"}
     if role.permissions_boundary_arn:
         params["PermissionsBoundary"] = role.permissions_boundary_arn
     all_tags = {**role.iam_tags, **tags}
     if all_tags:
         params["Tags"] = [{"Key": k, "Value": v} for k, v in all_tags.items()]
+    wal_id = await rollback.put(storage, user_name)
     try:
         await call(clients.iam.create_user, **params)
     except AWSError as exc:
+        if exc.code == "EntityAlreadyExists":  # not ours to roll back
+            await storage.outside_request().delete(rollback.PREFIX + wal_id)
         raise LogicalError(f"Error creating IAM user: {exc}", status=400) from None
     step = "attaching user policy"
     try:
@@ -72,10 +79,13 @@ async def create_user(clients: Clients, role: Role, user_name: str, tags: dict[s
     except AWSError as exc:
         try:
             await delete_user(clients, user_name, accept_missing=True)
+            await storage.outside_request().delete(rollback.PREFIX + wal_id)
         except AWSError as undo:
-            # the request fails either way; an operator must remove the user (named in the log, no key in it)
-            log.error("could not delete half-created IAM user %s: %s", user_name, undo)
+            # the request fails either way; the write-ahead entry stays, so the rollback task retries
+            log.error("could not delete half-created IAM user %s yet: %s", user_name, undo)
         raise LogicalError(f"Error {step}: {exc}", status=400) from None
+    # committed together with the lease, which from then on is what deletes the user
+    await storage.delete(rollback.PREFIX + wal_id)
     return created["AccessKey"]
 
 

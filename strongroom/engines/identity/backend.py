@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from strongroom.engines.identity import path_entity, path_entity_alias, path_group, path_group_alias, path_lookup
+from strongroom.engines.identity import (
+    path_entity,
+    path_entity_alias,
+    path_group,
+    path_group_alias,
+    path_lookup,
+    path_mfa_enforcement,
+    path_mfa_method,
+)
 from strongroom.framework import Backend, BackendContext
 
 if TYPE_CHECKING:
@@ -22,6 +30,8 @@ class IdentityBackend(Backend):
             *path_group.paths(self),
             *path_group_alias.paths(self),
             *path_lookup.paths(self),
+            *path_mfa_method.paths(self),
+            *path_mfa_enforcement.paths(self),
         ]
 
     @property

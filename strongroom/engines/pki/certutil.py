@@ -197,6 +197,12 @@ class Subject:
     serial_number: str = ""
 
     def name(self) -> x509.Name:
+        try:
+            return self._name()
+        except ValueError as exc:
+            raise InvalidRequest(f"invalid subject: {exc}") from None
+
+    def _name(self) -> x509.Name:
         attrs: list[x509.NameAttribute] = []
         for oid, values in ((NameOID.COUNTRY_NAME, self.country), (NameOID.STATE_OR_PROVINCE_NAME, self.province),
                             (NameOID.LOCALITY_NAME, self.locality), (NameOID.STREET_ADDRESS, self.street_address),
@@ -207,10 +213,7 @@ class Subject:
             attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, self.common_name))
         if self.serial_number:
             attrs.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, self.serial_number))
-        try:
-            return x509.Name(attrs)
-        except ValueError as exc:
-            raise InvalidRequest(f"invalid subject: {exc}") from None
+        return x509.Name(attrs)
 
 
 @dataclass
@@ -372,7 +375,10 @@ def make_csr(subject: x509.Name, key: PrivateKey, sans: SANs | None = None) -> x
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
     if sans is not None and sans.extension() is not None:
         builder = builder.add_extension(sans.extension(), critical=False)  # type: ignore[arg-type]
-    return builder.sign(key, _sig_hash(key))  # type: ignore[arg-type]
+    try:
+        return builder.sign(key, _sig_hash(key))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InvalidRequest(f"unable to create the CSR: {exc}") from None
 
 
 def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -388,10 +394,6 @@ def is_ca(cert: x509.Certificate) -> bool:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
-
-
-def public_key_matches(cert: x509.Certificate, key: PrivateKey) -> bool:
-    return public_pem(cert.public_key()) == public_pem(key.public_key())  # type: ignore[arg-type]
 
 
 def fingerprint(cert: x509.Certificate) -> str:

@@ -111,10 +111,12 @@ def paths(b: PKIBackend) -> list[Path]:
                 current[name] = value
         if current["enable_delta"] and not current["auto_rebuild"]:
             raise InvalidRequest("delta CRLs have been enabled, but auto_rebuild is disabled")
+        before = await store.config("crl", CRL_DEFAULTS)
         await store.put_config("crl", current)
-        for issuer in await store.issuers():
-            if issuer.key_id:
-                await b.rebuild_crl(issuer)
+        if (before["expiry"], before["disable"]) != (current["expiry"], current["disable"]):
+            for issuer in await store.issuers():
+                if issuer.key_id:
+                    await b.rebuild_crl(issuer)
         return Response(data=current)
 
     async def read_urls(req: Request, fd: FieldData) -> Response | None:

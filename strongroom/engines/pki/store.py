@@ -42,6 +42,7 @@ class KeyEntry:
     type: str
     bits: int
     private_key: str  # PEM
+    public_key: str = ""  # PEM, so matching a certificate to its key needs no private key loaded
 
     def to_api(self) -> dict[str, Any]:
         return {"key_id": self.id, "key_name": self.name, "key_type": self.type,
@@ -155,7 +156,8 @@ class PKIStore:
         await self._check_name("key", name)
         key_type, bits = certutil.key_type_of(key)
         entry = KeyEntry(id=str(uuid.uuid4()), name=name, type=key_type, bits=bits,
-                         private_key=certutil.private_pem(key, "pkcs8"))
+                         private_key=certutil.private_pem(key, "pkcs8"),
+                         public_key=certutil.public_pem(key.public_key()))  # type: ignore[arg-type]
         await self.put_key(entry)
         config = await self.view.get_json("config/keys") or {}
         if not config.get("default"):

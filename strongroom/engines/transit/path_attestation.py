@@ -2,7 +2,8 @@
 
 Binding creates the policy (the ``create`` capability, with ``pcr0`` required); changing the allowed measurements of a
 bound key is an ``update`` — the one capability the broker-deploy grant's token holds on exactly this path. A key that
-is exportable or allows plaintext backup cannot be bound: its material may already be outside.
+is exportable, allows plaintext backup or was imported (BYOK) cannot be bound: its material may already be
+outside; for the same reason a bound key takes no ``import_version``.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ def paths(b: TransitBackend) -> list[Path]:
             if p.attestation is None:
                 if not p.supports_encryption:
                     raise InvalidRequest(f"attestation policies apply to encryption keys, not {p.type}")
-                if p.exportable or p.allow_plaintext_backup:
-                    raise InvalidRequest("a key that is exportable or allows plaintext backup cannot be bound to an "
-                                         "attestation policy: its material may already have left")
+                if p.exportable or p.allow_plaintext_backup or p.imported or p.allow_imported_key_rotation:
+                    raise InvalidRequest("a key that is exportable, allows plaintext backup or was imported cannot be "
+                                         "bound to an attestation policy: its material may already be outside")
             policy = p.attestation or AttestationPolicy()
             policy.update(given)
             p.attestation = policy

@@ -252,6 +252,9 @@ def paths(b: TransitBackend) -> list[Path]:
                 raise InvalidRequest(f"no key found with name {name}; to import a new key, use the import/ endpoint")
             if not p.imported:
                 raise InvalidRequest("the import_version endpoint can only be used with an imported key")
+            if p.attestation is not None:
+                raise InvalidRequest(f"key {name} is bound to an attestation policy: a version from outside would "
+                                     "let its owner read what is encrypted under it")
             p.rotate(material)
             await store.put(p)
         return None

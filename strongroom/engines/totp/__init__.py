@@ -1,0 +1,1 @@
+"""The TOTP secrets engine (Vault's ``totp``); see :mod:`strongroom.engines.totp.backend`."""
