@@ -27,14 +27,24 @@ class Break:
 
 
 class ChainCheck:
-    __slots__ = ("seq", "hash", "_seq_key", "_prev_key", "_torn")
+    __slots__ = ("seq", "hash", "_seq_key", "_prev_key", "_torn", "_redelivered")
 
-    def __init__(self, seq: int = 0, last_hash: str = "", seq_key: str = "seq", prev_key: str = "prev_hash") -> None:
+    def __init__(
+        self,
+        seq: int = 0,
+        last_hash: str = "",
+        seq_key: str = "seq",
+        prev_key: str = "prev_hash",
+        redelivered: bool = False,
+    ) -> None:
+        """``redelivered``: the transport re-sends what was not yet acknowledged (a socket device after a reconnect,
+        Kafka after a rebalance), in order; a line at or below the position is then a re-send, dropped."""
         self.seq = seq
         self.hash = last_hash
         self._seq_key = seq_key
         self._prev_key = prev_key
         self._torn: bytes | None = None
+        self._redelivered = redelivered
 
     def position(self) -> tuple[int, str]:
         return self.seq, self.hash
@@ -54,6 +64,8 @@ class ChainCheck:
         torn, self._torn = self._torn, None
         if seq == self.seq and line_hash == self.hash:
             return False, None  # a re-send: adds and hides nothing
+        if self._redelivered and torn is None and 0 < seq <= self.seq:
+            return False, None
         problem = ""
         if torn is not None:
             resumed = doc is not None and doc.get("type") == CHAIN_RESUMED

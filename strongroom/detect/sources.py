@@ -42,9 +42,9 @@ class Source:
         return None
 
 
-def _chain(saved: dict[str, Any] | None, **keys: str) -> ChainCheck:
+def _chain(saved: dict[str, Any] | None, redelivered: bool = False, **keys: str) -> ChainCheck:
     saved = saved or {}
-    return ChainCheck(int(saved.get("seq", 0)), str(saved.get("hash", "")), **keys)
+    return ChainCheck(int(saved.get("seq", 0)), str(saved.get("hash", "")), redelivered=redelivered, **keys)
 
 
 class FileSource(Source):
@@ -138,7 +138,7 @@ class SocketSource(Source):
 
     def __init__(self, name: str, address: str, socket_type: str, saved: dict[str, Any] | None) -> None:
         self.name, self.address, self.socket_type = name, address, socket_type
-        self.chain = _chain(saved)
+        self.chain = _chain(saved, redelivered=True)
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.AbstractServer | None = None
         self._acked = self.chain.seq
@@ -231,7 +231,7 @@ class KafkaSource(Source):
     def _assign(self, consumer: Any, partitions: list[Any]) -> None:
         for tp in partitions:
             saved = self._load(f"{self.name}:{tp.partition}")
-            self.chains[tp.partition] = _chain(saved, seq_key="pseq", prev_key="pprev")
+            self.chains[tp.partition] = _chain(saved, redelivered=True, seq_key="pseq", prev_key="pprev")
         log.info("kafka source %s assigned partitions %s", self.name, sorted(tp.partition for tp in partitions))
 
     def _revoke(self, consumer: Any, partitions: list[Any]) -> None:
@@ -240,7 +240,16 @@ class KafkaSource(Source):
             self.offsets.pop(tp.partition, None)
 
     def positions(self) -> dict[str, dict[str, Any]]:
+        from confluent_kafka import KafkaException, TopicPartition
+
         self._to_commit = dict(self.offsets)
+        lag = 0
+        for p in list(self.chains):
+            with contextlib.suppress(KafkaException, TypeError):
+                # cached: the high watermark librdkafka saw on its last fetch, no broker round trip
+                _low, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
+                lag += max(0, high - (self.offsets.get(p, -1) + 1))
+        self._lag = lag
         return {f"{self.name}:{p}": {"seq": c.seq, "hash": c.hash, "offset": self.offsets.get(p, -1)}
                 for p, c in list(self.chains.items())}
 

@@ -2,9 +2,12 @@
 
 The pod is the one the Python client's tests use (``tests/workflow/pod.py``: ServiceAccount token and namespace files,
 tokens signed by a key the ``auth/kubernetes`` mount is told about). This module prepares the server and runs
-``go test -tags live ./...`` in ``clients/go`` with the pod's environment; any Go test failure fails it. The database
-roles are stored roles named like the ones the engine derives from ServiceAccount annotations
-(``k8s_<role>_<sa>_<namespace>``; a stored role of that name wins), so no Kubernetes API stand-in is needed.
+``go test -tags live ./...`` in ``clients/go`` with the pod's environment; any Go test failure fails it.
+
+``database/creds/k8s_rw_s-emoji_default`` is resolved the way it is in a cluster: base role ``rw`` plus the
+annotations of ServiceAccount ``default/s-emoji``, which the engine watches through the Kubernetes API stand-in
+(``tests/database/kube_standin.py``, the one stand-in allowed; it speaks the API server's list/watch wire format)
+serving the example manifest of ``deploy/kubernetes/examples``. ``k8s_ro_s-emoji_default`` is a stored role.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
-from tests.conftest import StrongroomServer
+from tests.conftest import StrongroomServer, wait_for
+from tests.database.kube_standin import KubeAPI
 from tests.workflow.pod import PUBLIC_PEM, make_pod
 
 pytestmark = pytest.mark.postgres
@@ -34,6 +39,13 @@ READONLY = [
     "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
     'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}";',
 ]
+# the base role of k8s_rw_<sa>_<namespace>: {{keyspace}} is the schema the ServiceAccount's annotation names
+READWRITE = [
+    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+    'GRANT USAGE ON SCHEMA {{keyspace}} TO "{{name}}";',
+    'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {{keyspace}} TO "{{name}}";',
+]
+EXAMPLE_SA = REPO / "deploy" / "kubernetes" / "examples" / "service-account.yaml"
 
 
 def _postgres_dsn(tmp: Path) -> Iterator[str]:
@@ -89,7 +101,17 @@ def _can_login(dsn: str, user: str, password: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def prepared(server: StrongroomServer, postgres_dsn: str, admin: tuple[str, str]) -> dict[str, str]:
+def kube() -> Iterator[KubeAPI]:
+    api = KubeAPI().start()
+    for doc in yaml.safe_load_all(EXAMPLE_SA.read_text()):
+        if doc and doc["kind"] == "ServiceAccount":
+            api.put(doc)
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="module")
+def prepared(server: StrongroomServer, postgres_dsn: str, admin: tuple[str, str], kube: KubeAPI) -> dict[str, str]:
     from urllib.parse import urlsplit
 
     root = server.client()
@@ -105,18 +127,30 @@ def prepared(server: StrongroomServer, postgres_dsn: str, admin: tuple[str, str]
             path="k8s/default/s-emoji/config/v1", secret={"data": '{"pool": 5, "host": "db"}'}, cas=0,
             mount_point="secret",
         )
+        sa = next(d for d in yaml.safe_load_all(EXAMPLE_SA.read_text()) if d and d["kind"] == "ServiceAccount")
+        schema, cluster = (sa["metadata"]["annotations"][f"strongroom.io/{k}"] for k in ("keyspace", "cluster"))
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         pg = urlsplit(postgres_dsn)
         _check(http.post("/v1/sys/mounts/database", json={"type": "database"}))
-        roles = {"k8s_rw_s-emoji_default": ("3s", "8s"), "k8s_ro_s-emoji_default": ("4s", "1h")}
-        _check(http.post("/v1/database/config/pg", json={
+        # the connection is named after the ServiceAccount's strongroom.io/cluster annotation
+        _check(http.post(f"/v1/database/config/{cluster}", json={
             "plugin_name": "postgresql-database-plugin",
             "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@{pg.hostname}:{pg.port}/postgres",
-            "username": admin[0], "password": admin[1], "allowed_roles": list(roles),
+            "username": admin[0], "password": admin[1], "allowed_roles": ["k8s_*_s-emoji_default"],
         }))  # fmt: skip
-        for name, (ttl, max_ttl) in roles.items():
+        for name, statements, ttl, max_ttl in (("rw", READWRITE, "3s", "8s"),
+                                               ("k8s_ro_s-emoji_default", READONLY, "4s", "1h")):  # fmt: skip
             _check(http.post(f"/v1/database/roles/{name}", json={
-                "db_name": "pg", "creation_statements": READONLY, "default_ttl": ttl, "max_ttl": max_ttl,
+                "db_name": cluster, "creation_statements": statements, "default_ttl": ttl, "max_ttl": max_ttl,
             }))  # fmt: skip
+        _check(http.post("/v1/database/serviceaccounts/config",
+                         json={"kubernetes_host": kube.url, "token": kube.token, "annotation_prefix": "strongroom.io"}))
+
+        def synced() -> bool:
+            return "kubernetes" in http.get("/v1/database/serviceaccounts/status").json()["data"]["synced_sources"]
+
+        wait_for(synced, timeout=30, message="the ServiceAccount watch's first sync")
     return {"canary": canary}
 
 

@@ -202,7 +202,12 @@ def test_the_broker_configuration_loads(tmp_path: Path) -> None:
     config.write_text(_object("ConfigMap", "strongroom-mpa-config")["data"]["broker.toml"])
     cfg = load_config(config)
     assert cfg.production and cfg.idp.person_claim == "employee_id" and cfg.storage.startswith("postgresql://")
-    assert container["command"][3] == "/etc/strongroom-mpa/config/broker.toml"
+    # every file the configuration names is on a volume the pod mounts
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    assert container["command"][3].startswith(tuple(mounts))
+    for path in (cfg.seed.file, cfg.seed.token_file, cfg.audit_log):
+        assert path.startswith(tuple(f"{m}/" for m in mounts)), path
+    assert "passfile=/etc/strongroom-mpa/postgres/pgpass" in cfg.storage and "/etc/strongroom-mpa/postgres" in mounts
 
 
 def test_the_kms_plugin_command_line_is_accepted() -> None:

@@ -120,3 +120,17 @@ def test_bad_configuration_exits_with_one_error_line(tmp_path) -> None:  # noqa:
     cfg.write_text("state: x.db\nsources: [{type: carrier-pigeon}]\n")
     done = subprocess.run([STRONGROOM, "detect", "--config", str(cfg)], capture_output=True, text=True)
     assert done.returncode == 1 and done.stderr.strip() == "Error: sources[0].type: must be file, socket or kafka"
+
+
+def test_the_detection_policy_reads_identities_and_nothing_else(srv) -> None:  # noqa: ANN001
+    import hvac.exceptions
+
+    _, entity_id = user_token(srv, "trudy", [], team="audit")
+    detection = srv.client(token=srv.detection_token)
+    assert detection.read(f"identity/entity/id/{entity_id}")["data"]["metadata"] == {"team": "audit"}
+    with pytest.raises(hvac.exceptions.Forbidden):
+        detection.secrets.kv.v2.read_secret_version("k8s/default/svc-001/db-password", raise_on_deleted_version=True)
+    with pytest.raises(hvac.exceptions.Forbidden):
+        detection.write(f"identity/entity/id/{entity_id}", metadata={"team": "owned"})
+    with pytest.raises(hvac.exceptions.Forbidden):
+        detection.sys.disable_audit_device("file")

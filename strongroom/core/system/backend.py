@@ -28,6 +28,7 @@ _PATH_MODULES = (
     "path_metrics",
     "path_snapshot",
     "path_mfa",
+    "path_access",
 )
 
 
