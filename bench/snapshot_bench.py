@@ -20,7 +20,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,15 +29,8 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _strongroom() -> str:
-    return shutil.which("strongroom") or os.path.join(os.path.dirname(sys.executable), "strongroom")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import free_port, strongroom_binary  # noqa: E402
 
 
 def _wait(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
@@ -80,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="strongroom-snapbench-"))
-    port = _free_port()
+    port = free_port()
     addr = f"http://127.0.0.1:{port}"
     cfg = work / "server.hcl"
     cfg.write_text(
@@ -89,7 +81,7 @@ def main() -> None:
         "  max_request_size = 4294967296\n}\n"
     )
     log = open(work / "server.log", "wb")  # noqa: SIM115 - for the server's life
-    proc = subprocess.Popen([_strongroom(), "server", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([strongroom_binary(), "server", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
     result: dict[str, object] = {"secrets": args.secrets, "cpus": os.cpu_count()}
     try:
         _wait(lambda: httpx.get(f"{addr}/v1/sys/seal-status", timeout=1).status_code == 200, 30, "the server")

@@ -118,7 +118,8 @@ def _blocks(doc: dict[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def parse(text: str, *, filename: str = "config") -> ServerConfig:
+def parse_document(text: str, filename: str) -> dict[str, Any]:
+    """The stanzas of an HCL file, or of a JSON one when ``filename`` ends in ``.json``."""
     try:
         if filename.endswith(".json"):
             doc = orjson.loads(text)
@@ -132,6 +133,11 @@ def parse(text: str, *, filename: str = "config") -> ServerConfig:
         ) from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{filename}: the configuration must be a set of stanzas")
+    return doc
+
+
+def parse(text: str, *, filename: str = "config") -> ServerConfig:
+    doc = parse_document(text, filename)
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise ConfigError(f"{filename}: unknown stanza(s): {', '.join(unknown)}")

@@ -121,7 +121,7 @@ class KafkaDevice(Device):
                 msg = consumer.consume(1, self.write_timeout)
                 if not msg or msg[0].error() is not None or not msg[0].value():
                     raise DeviceWriteError(0, f"cannot read the end of Kafka partition {p} to continue the chain")
-                line = msg[0].value()
+                line = msg[0].value() or b""
                 doc = orjson.loads(line)
                 line_hash = hashlib.sha256(line).hexdigest()
                 self._pchain[p] = (int(doc.get("pseq", 0)), line_hash)
@@ -147,7 +147,8 @@ class KafkaDevice(Device):
             self._producer = None
 
     def _partition_for(self, entry: dict[str, Any]) -> tuple[int, bytes]:
-        auth = entry.get("auth") if isinstance(entry.get("auth"), dict) else {}
+        raw_auth = entry.get("auth")
+        auth: dict[str, Any] = raw_auth if isinstance(raw_auth, dict) else {}
         key = str(auth.get("entity_id") or auth.get("client_token") or entry.get("source") or "")
         return zlib.crc32(key.encode()) % self._partitions, key.encode()
 

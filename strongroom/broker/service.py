@@ -161,6 +161,8 @@ class Broker:
                 return self._acknowledge(who, req, decision, comment)
             cfg = self.config.kinds.get(req.kind)
             if who.same_person(req.requester):
+                # an attempt to approve one's own request is itself worth an alert (detect's self-approval rule)
+                self.events.emit("self-approval-refused", req, who, details={"decision": decision})
                 raise BrokerError(403, "you cannot review your own request")
             if cfg is None or not self._in(who, cfg.approve_groups):
                 raise BrokerError(403, f"you are not in a group that may approve {req.kind}")

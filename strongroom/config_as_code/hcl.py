@@ -17,7 +17,6 @@ import hcl2
 from hcl2.utils import SerializationOptions, process_escape_sequences
 
 _REF = re.compile(r'^\$\{\s*(env|file)\(\s*"((?:[^"\\]|\\.)*)"\s*\)\s*\}$')
-_HEREDOC = re.compile(r"^<<(-?)([A-Za-z_][A-Za-z0-9_]*)\n(.*?)\n?[ \t]*\2$", re.S)
 # comments dropped, heredocs as ordinary strings (the same options strongroom/core/policy.py parses with)
 _OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=True, preserve_heredocs=False)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -55,14 +54,6 @@ def _string(raw: str, base: str, where: str) -> Any:
         return SecretRef(ref.group(1), process_escape_sequences(ref.group(2)), base)
     if len(raw) >= 2 and raw[0] == raw[-1] == '"':
         inner = raw[1:-1]
-        doc = _HEREDOC.match(inner)
-        if doc:
-            body = doc.group(3)
-            if doc.group(1):  # <<- strips the common indentation
-                lines = body.split("\n")
-                indent = min((len(ln) - len(ln.lstrip()) for ln in lines if ln.strip()), default=0)
-                body = "\n".join(ln[indent:] for ln in lines)
-            return body + "\n"
         if "${" in inner.replace("$${", "") or "%{" in inner.replace("%%{", ""):
             raise ConfigError(f"{where}: interpolation is not supported (use env(\"NAME\") or file(\"path\"))")
         return process_escape_sequences(inner).replace("$${", "${").replace("%%{", "%{")

@@ -165,7 +165,9 @@ def same(name: str, desired: Any, live: Any) -> bool:
     if desired in _EMPTY and live in _EMPTY:
         return True
     if isinstance(desired, dict) and isinstance(live, dict):
-        return all(same(k, desired.get(k), live.get(k)) for k in set(desired) | set(live))
+        # mount options are merged by tune (and the server adds its own, e.g. the KV version): only named ones count
+        keys = set(desired) if name == "options" else set(desired) | set(live)
+        return all(same(k, desired.get(k), live.get(k)) for k in keys)
     if isinstance(desired, list) and isinstance(live, list):
         if len(desired) != len(live):
             return False

@@ -60,6 +60,7 @@ class Grant:
     capabilities: list[str]
     identity: str = ""  # who, when a template decided it ("ServiceAccount s-emoji in namespace default")
     bindings: dict[str, str] = field(default_factory=dict)
+    rule: dict[str, Any] | None = None  # the one rule that decides the path (pattern, constraints)
 
     def to_api(self) -> dict[str, Any]:
         p = self.principal
@@ -73,6 +74,8 @@ class Grant:
         if self.identity:
             out["identity"] = self.identity
             out["bindings"] = self.bindings
+        if self.rule:
+            out["rule"] = self.rule
         return out
 
 
@@ -92,6 +95,16 @@ async def load_policies(core: Core, names: Iterable[str] | None = None) -> dict[
 def capabilities(policies: Iterable[Policy], path: str, ident: IdentityContext | None = None) -> list[str]:
     """What ``sys/capabilities`` would answer for a token holding ``policies`` (and, if given, that identity)."""
     return compile_acl(list(policies), ident).capabilities(path.lstrip("/"))
+
+
+def decide(policies: Iterable[Policy], path: str, ident: IdentityContext | None = None,
+           ) -> tuple[list[str], dict[str, Any] | None]:  # fmt: skip
+    """Capabilities as ``sys/capabilities`` reports them, and the rule that decided them (with its parameter
+    constraints, which ``sys/capabilities`` does not show but every request is held to)."""
+    acl = compile_acl(list(policies), ident)
+    path = path.lstrip("/")
+    hit = None if acl.root else acl.match(path, is_list=True)
+    return acl.capabilities(path), (_rule_api(*hit) if hit is not None else None)
 
 
 def _policies_of(names: Iterable[str], known: Mapping[str, Policy]) -> list[Policy]:
@@ -273,8 +286,7 @@ def describe(p: Principal, ident: IdentityContext) -> str:
     alias = ident.aliases.get(p.accessor) if p.accessor else None
     meta = dict(alias.metadata) if alias else {}
     if p.mount_type == "kubernetes" and "service_account_name" in meta and "service_account_namespace" in meta:
-        return (f"ServiceAccount {meta['service_account_name']} in namespace {meta['service_account_namespace']} "
-                f"(logging in with {p.label()})")
+        return f"ServiceAccount {meta['service_account_name']} in namespace {meta['service_account_namespace']}"
     parts = []
     if alias and alias.name:
         parts.append(f"alias name {alias.name}")
@@ -285,7 +297,7 @@ def describe(p: Principal, ident: IdentityContext) -> str:
         parts.append(f"entity id {ident.entity_id}")
     parts += [f"{k}={v}" for k, v in sorted(ident.entity_metadata.items())]
     parts += [f"group {g.name}" for g in ident.groups]
-    return f"{', '.join(parts) or 'identity'} (via {p.label()})"
+    return ", ".join(parts) or "any identity"
 
 
 def _bounds_admit(p: Principal, ident: IdentityContext) -> bool:
@@ -322,7 +334,8 @@ async def who_can(core: Core, path: str) -> dict[str, Any]:
     grants: list[Grant] = []
     for p in await principals(core):
         grants.extend(_grants_for(p, path, known))
-    return {"path": path, "policies": by_policy, "principals": [g.to_api() for g in grants]}
+    return {"path": path, "policies": by_policy, "principals": [g.to_api() for g in grants],
+            "scan_limit": MAX_SCAN}
 
 
 def _grants_for(p: Principal, path: str, known: Mapping[str, Policy]) -> list[Grant]:
@@ -330,18 +343,18 @@ def _grants_for(p: Principal, path: str, known: Mapping[str, Policy]) -> list[Gr
     if not policies:
         return []
     out: list[Grant] = []
-    caps = capabilities(policies, path, p.ident)
+    caps, rule = decide(policies, path, p.ident)
     if _granted(caps):
-        out.append(Grant(p, caps))
+        out.append(Grant(p, caps, rule=rule))
     if p.kind not in ("auth_role", "auth_user"):
         return out
     # a templated stanza of these policies may cover the path for some identities that log in through this role
     seen: set[tuple[tuple[str, str], ...]] = set()
     for policy in policies:
-        for rule in policy.paths:
-            if not rule.templated:
+        for stanza in policy.paths:
+            if not stanza.templated:
                 continue
-            bindings = invert(rule.pattern, path)
+            bindings = invert(stanza.pattern, path)
             if bindings is None:
                 continue
             key = tuple(sorted(bindings.items()))
@@ -351,9 +364,9 @@ def _grants_for(p: Principal, path: str, known: Mapping[str, Policy]) -> list[Gr
             ident = identity_from_bindings(bindings, p.accessor)
             if ident is None or not _bounds_admit(p, ident):
                 continue
-            templ_caps = capabilities(policies, path, ident)
+            templ_caps, templ_rule = decide(policies, path, ident)
             if _granted(templ_caps) and templ_caps != caps:
-                out.append(Grant(p, templ_caps, describe(p, ident), dict(bindings)))
+                out.append(Grant(p, templ_caps, describe(p, ident), dict(bindings), templ_rule))
     return out
 
 
@@ -424,7 +437,8 @@ async def _service_account(core: Core, name: str) -> Subject | None:
                 real = await core.identity.template_context(rec["id"])
                 if real is not None:
                     ident = real
-        routes.append((describe(p, ident), tuple(sorted(set(p.policies) | set(extra))), ident))
+        held = tuple(sorted(set(p.policies) | set(extra)))
+        routes.append((f"{describe(p, ident)}, logging in with {p.label()}", held, ident))
     return Subject("service_account", f"{ns}/{sa}", routes) if routes else None
 
 

@@ -70,16 +70,7 @@ class Timer:
 
     def since(self, started: float) -> None:
         """Record the time elapsed since ``started`` (a ``perf_counter()`` reading)."""
-        ms = (perf_counter() - started) * 1000.0
-        # the body of observe(), inlined: this runs several times per request
-        self.buckets[bisect_left(BUCKETS_MS, ms)] += 1
-        self.count += 1
-        self.total += ms
-        self.squares += ms * ms
-        if ms < self.low:
-            self.low = ms
-        if ms > self.high:
-            self.high = ms
+        self.observe((perf_counter() - started) * 1000.0)
 
     def merge(self, other: Timer) -> None:
         self.count += other.count

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -230,6 +231,14 @@ class MFAStore:
     async def drop_pending(self, request_id: str) -> None:
         await self.view.delete(f"pending/{_id_key(request_id)}")
 
+    async def sweep_pending(self, now: float, sample: int = 10) -> None:
+        """Remove expired pending logins nobody validated, a few from a random point of the (hashed) key space at a
+        time: each MFA login pays a bounded cost, and abandoned logins do not pile up."""
+        for key in await self.view.list("pending/", after=secrets.token_hex(32), limit=sample):
+            rec = await self.view.get_json(f"pending/{key}")
+            if not isinstance(rec, dict) or float(rec.get("expires", 0)) <= now:
+                await self._direct.delete(f"pending/{key}")
+
 
 # One process-wide lock for passcode checks (an MFAStore is made per request, so its view's own locks would not be
 # shared). Held to the request's commit, one lock rather than one per (method, entity) so that a request checking two
@@ -276,6 +285,7 @@ async def begin_login(
             if method is not None:
                 methods.append({"type": method["type"], "id": mid, "uses_passcode": True, "name": method["name"]})
         constraints[enf["name"]] = {"any": methods}
+    await mfa.sweep_pending(time.time())
     request_id = crypto.new_uuid()
     cached = dataclasses.asdict(auth)
     cached.update(alias=None, entity_id=entity_id)

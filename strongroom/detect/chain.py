@@ -37,8 +37,8 @@ class ChainCheck:
         prev_key: str = "prev_hash",
         redelivered: bool = False,
     ) -> None:
-        """``redelivered``: the transport re-sends what was not yet acknowledged (a socket device after a reconnect,
-        Kafka after a rebalance), in order; a line at or below the position is then a re-send, dropped."""
+        """``redelivered``: the transport re-sends what was not yet acknowledged (a socket device after a
+        reconnect), in order; a line at or below the position is then a re-send, dropped, as that protocol asks."""
         self.seq = seq
         self.hash = last_hash
         self._seq_key = seq_key
@@ -69,7 +69,7 @@ class ChainCheck:
         problem = ""
         if torn is not None:
             resumed = doc is not None and doc.get("type") == CHAIN_RESUMED
-            if not (resumed and doc.get("torn_sha256") == hashlib.sha256(torn).hexdigest()):
+            if not (resumed and doc is not None and doc.get("torn_sha256") == hashlib.sha256(torn).hexdigest()):
                 problem = f"after seq {self.seq}: a line that is not an audit chain entry (edited or inserted)"
         if not problem and self.seq == 0 and not self.hash:
             # the first line this source sees anchors it; a log that claims to start the chain must really do so

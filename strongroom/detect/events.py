@@ -61,16 +61,19 @@ def normalise(doc: dict[str, Any]) -> Event:
     kind = str(doc.get("type", ""))
     ev = Event(kind=kind, time=parse_time(str(doc.get("time", ""))))
     if kind == "event":
-        body = doc.get("event")
-        body = body if isinstance(body, dict) else {}
+        raw_body = doc.get("event")
+        body: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
         ev.source = str(doc.get("source", ""))
-        ev.name = str(body.get("name", ""))
+        # the MPA broker names its events ``name``; the core's key ceremonies and undos, ``type``
+        ev.name = str(body.get("name") or body.get("type") or "")
         ev.detail = body
-        actor = body.get("actor") if isinstance(body.get("actor"), dict) else {}
+        raw_actor = body.get("actor")
+        actor: dict[str, Any] = raw_actor if isinstance(raw_actor, dict) else {}
         ev.display_name = str(actor.get("email") or actor.get("name") or actor.get("subject") or "")
         return ev
-    auth = doc.get("auth") if isinstance(doc.get("auth"), dict) else {}
-    req = doc.get("request") if isinstance(doc.get("request"), dict) else {}
+    raw_auth, raw_req = doc.get("auth"), doc.get("request")
+    auth: dict[str, Any] = raw_auth if isinstance(raw_auth, dict) else {}
+    req: dict[str, Any] = raw_req if isinstance(raw_req, dict) else {}
     ev.operation = str(req.get("operation", ""))
     ev.path = str(req.get("path", ""))
     ev.mount_type = str(req.get("mount_type", ""))

@@ -3,7 +3,7 @@
 Configuration (YAML)::
 
     instance: detect-1                 # names this process's rule state in a shared state database
-    state: /var/lib/strongroom-detect/state.db
+    state: /var/lib/strongroom-detect/state.db      # or postgresql://… for detect processes on several hosts
     rules: /etc/strongroom/detect-rules.yaml      # default: the shipped rule set (strongroom/detect/default_rules.yaml)
     metrics_address: 127.0.0.1:9464
     server: {address: https://strongroom.internal:8200, token_file: /run/secrets/detect-token}
@@ -39,7 +39,7 @@ from strongroom.detect.events import Event, normalise, parse_time
 from strongroom.detect.metrics import Metrics
 from strongroom.detect.rules import Finding, RuleBook
 from strongroom.detect.sources import FileSource, KafkaSource, SocketSource, Source
-from strongroom.detect.state import State
+from strongroom.detect.state import open_state
 from strongroom.framework.durations import parse_duration
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def load_config(path: str) -> dict[str, Any]:
             if not s.get(key):
                 raise ConfigError(f"sources[{i}].{key} is required")
     if not doc.get("state"):
-        raise ConfigError("state: a SQLite file for detect's state is required")
+        raise ConfigError("state: a SQLite file or a postgresql:// DSN for detect's state is required")
     return doc
 
 
@@ -94,7 +94,7 @@ class Detector:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
         self.instance = str(cfg.get("instance", "detect"))
-        self.state = State(str(cfg["state"]))
+        self.state = open_state(str(cfg["state"]))
         self.rules = RuleBook(cfg.get("rules"))
         self.rules.restore(self.state.rule_state(self.instance))
         self.metrics = Metrics()
@@ -204,8 +204,8 @@ class Detector:
         cost = 0.0
         while not self._stop.is_set():
             # a checkpoint writes all rule state: with a large state, checkpoint less often, so saving never takes
-            # more than a fifth of the time (a socket device's max_unacked must allow for the longer interval)
-            await asyncio.sleep(min(_CHECKPOINT_MAX, max(_CHECKPOINT_EVERY, 4 * cost)))
+            # more than a tenth of the time (a socket device's max_unacked must allow for the longer interval)
+            await asyncio.sleep(min(_CHECKPOINT_MAX, max(_CHECKPOINT_EVERY, 9 * cost)))
             if self._dirty or self._pending:
                 began = time.perf_counter()
                 await self.checkpoint()

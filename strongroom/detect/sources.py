@@ -101,7 +101,7 @@ class FileSource(Source):
                     if raw:
                         process(self.name, raw, self.chain)
                 rest = buf[end + 1 :]
-                self._size = max(self._size, f.tell())
+                self._size = os.fstat(f.fileno()).st_size
                 await asyncio.sleep(0)
                 continue
             size = os.fstat(f.fileno()).st_size
@@ -231,7 +231,10 @@ class KafkaSource(Source):
     def _assign(self, consumer: Any, partitions: list[Any]) -> None:
         for tp in partitions:
             saved = self._load(f"{self.name}:{tp.partition}")
-            self.chains[tp.partition] = _chain(saved, redelivered=True, seq_key="pseq", prev_key="pprev")
+            # what the group re-delivers (offsets are committed after the checkpoint) is known by its offset, not
+            # its pseq: a chain that restarts at pseq 1 must still be reported
+            self.chains[tp.partition] = _chain(saved, seq_key="pseq", prev_key="pprev")
+            self.offsets[tp.partition] = int((saved or {}).get("offset", -1))
         log.info("kafka source %s assigned partitions %s", self.name, sorted(tp.partition for tp in partitions))
 
     def _revoke(self, consumer: Any, partitions: list[Any]) -> None:
@@ -256,7 +259,9 @@ class KafkaSource(Source):
     def committed(self) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
-        offsets = [TopicPartition(self.topic, p, o + 1) for p, o in self._to_commit.items() if p in self.chains]
+        offsets = [
+            TopicPartition(self.topic, p, o + 1) for p, o in self._to_commit.items() if p in self.chains and o >= 0
+        ]
         if offsets:
             with contextlib.suppress(KafkaException):
                 self._consumer.commit(offsets=offsets, asynchronous=True)
@@ -272,14 +277,18 @@ class KafkaSource(Source):
                 if m.error() is not None:
                     log.warning("kafka source %s: %s", self.name, m.error())
                     continue
-                p = m.partition()
+                p, offset = m.partition(), m.offset()
+                if p is None or offset is None:
+                    continue
                 chain = self.chains.get(p)
                 if chain is None:
                     continue  # revoked meanwhile
+                if offset <= self.offsets.get(p, -1):
+                    continue  # re-delivered after a rebalance: already in the checkpoint
                 value = m.value()
                 if value:
                     process(f"{self.name}:{p}", value, chain)
-                self.offsets[p] = m.offset()
+                self.offsets[p] = offset
 
     async def close(self) -> None:
         await asyncio.to_thread(self._consumer.close)

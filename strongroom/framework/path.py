@@ -51,3 +51,34 @@ class Path:
             "operations": sorted(op.value for op in self.operations),
             "fields": {n: {"type": f.type.value, "description": f.description} for n, f in self.fields.items()},
         }
+
+
+def collection_paths(
+    prefix: str,
+    fields: dict[str, Field],
+    *,
+    write: Handler,
+    read: Handler,
+    delete: Handler,
+    list_: Handler,
+    exists: ExistenceCheck,
+    summary: str,
+    list_summary: str,
+) -> list[Path]:
+    """``<prefix>/`` (list) and ``<prefix>/<name>`` (create, update, read, delete): a collection of named records,
+    such as an engine's roles or connections."""
+    return [
+        Path(pattern=rf"{prefix}/?", operations={Operation.LIST: list_}, summary=list_summary),
+        Path(
+            pattern=rf"{prefix}/{generic_name('name')}",
+            fields=fields,
+            operations={
+                Operation.CREATE: write,
+                Operation.UPDATE: write,
+                Operation.READ: read,
+                Operation.DELETE: delete,
+            },
+            existence_check=exists,
+            summary=summary,
+        ),
+    ]

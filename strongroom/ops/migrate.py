@@ -57,21 +57,9 @@ class MigrationError(Exception):
 
 
 def parse_config(text: str, filename: str = "migrate.hcl") -> MigrateConfig:
-    from strongroom.config import _blocks, _unquote
+    from strongroom.config import _blocks, parse_document
 
-    try:
-        if filename.endswith(".json"):
-            import orjson
-
-            doc = orjson.loads(text)
-        else:
-            import hcl2
-
-            doc = _unquote(hcl2.loads(text))
-    except Exception as exc:  # the parser's own message says where the syntax error is
-        raise ConfigError(f"{filename}: cannot parse: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{filename}: the configuration must be a set of stanzas")
+    doc = parse_document(text, filename)
     unknown = sorted(set(doc) - {"storage_source", "storage_destination", "cluster_addr"})
     if unknown:
         raise ConfigError(f"{filename}: unknown stanza(s): {', '.join(unknown)}")

@@ -11,6 +11,7 @@ child_policies = ["web-user"]
 child_ttl = "5m"
 cookie_secure = true                              # the UI cookie only over HTTPS
 csrf_key_file = "/run/secrets/proxy-csrf-key"     # optional: share it between replicas (else random per process)
+mpa_broker = "https://mpa.internal:8400"          # optional: MPA requests and reviews in the UI
 
 [step_up]                                         # optional: WebAuthn step-up (strongroom.proxy.webauthn)
 rp_id = "strongroom.internal"
@@ -71,6 +72,8 @@ class ProxyConfig:
     csrf_key_file: str | None = None
     # [step_up]: WebAuthn step-up (strongroom.proxy.webauthn.StepUpConfig), None when not configured
     step_up: Any = None
+    # the MPA broker's address (strongroom mpa serve), for the UI's request list and review actions; optional
+    mpa_broker: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -136,6 +139,7 @@ def load(path: str) -> ProxyConfig:
         cookie_secure=bool(doc.get("cookie_secure", True)),
         csrf_key_file=doc.get("csrf_key_file"),
         step_up=parse_step_up(doc.get("step_up")),
+        mpa_broker=str(doc["mpa_broker"]).rstrip("/") if doc.get("mpa_broker") else None,
         idp=IdpConfig(
             issuer=idp["issuer"],
             audience=idp["audience"],

@@ -21,11 +21,9 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 import shutil
 import ssl
 import tempfile
-import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -34,8 +32,10 @@ from typing import Any
 
 import httpx
 
-from strongroom import backoff
-from strongroom.secretstore.errors import PermissionDenied, Unavailable
+from strongroom.secretstore import renewal
+from strongroom.secretstore.errors import Unavailable
+from strongroom.secretstore.renewal import Retry as _Retry
+from strongroom.secretstore.renewal import backoff_delay as backoff_delay
 
 log = logging.getLogger(__name__)
 _jitter = random.SystemRandom()
@@ -67,17 +67,9 @@ class IssuedCertificate:
         return f"IssuedCertificate(serial_number={self.serial_number!r}, spiffe_id={self.spiffe_id!r})"
 
 
-class _Retry(Exception):
-    """A transient failure: back off and try again."""
-
-
 def renew_delay(lifetime: float, rng: Callable[[float, float], float] = _jitter.uniform) -> float:
     """Seconds from receipt to renewal: two thirds of the lifetime, jittered by ±5 % of it."""
-    return max(0.0, lifetime * rng(RENEW_AT - JITTER, RENEW_AT + JITTER))
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
-    return backoff.delay(attempt - 1, base=initial, cap=maximum, jitter=backoff.HALF_JITTER, uniform=_jitter.uniform)
+    return renewal.renew_delay(lifetime, RENEW_AT, JITTER, rng)
 
 
 def peer_spiffe_id(sock: ssl.SSLSocket | ssl.SSLObject) -> str:
@@ -99,7 +91,10 @@ def check_peer(sock: ssl.SSLSocket | ssl.SSLObject, trust_domain: str, allowed: 
     return spiffe_id
 
 
-class Certificate:
+class Certificate(renewal.Renewer[IssuedCertificate]):
+    _what = "certificate"
+    _log = log
+
     def __init__(
         self,
         role: str = "workload",
@@ -118,18 +113,9 @@ class Certificate:
         backoff_max: float = 300.0,
         http: httpx.Client | None = None,
     ) -> None:
-        if client is None and (addr is None or token_provider is None):
-            from strongroom import secretstore
-
-            client = secretstore.default_client()
-        self._token = token_provider or (client.token if hasattr(client, "token") else client)
-        addr = addr or client.addr
-        if ca_cert is None and client is not None:
-            ca_cert = getattr(getattr(client, "settings", None), "ca_cert", None)
-        if not re.fullmatch(r"[\w][\w.-]*", role) or not re.fullmatch(r"[\w][\w./-]*", mount.strip("/")):
-            raise ValueError("role and mount must be plain names")
+        self._connect(client, addr, token_provider, ca_cert)
+        renewal.check_names(role, mount)
         self.role = role
-        self._path = f"{mount.strip('/')}/issue/{role}"
         self._request: dict[str, Any] = {"format": "pem", "private_key_format": "pkcs8"}
         if common_name:
             self._request["common_name"] = common_name
@@ -139,38 +125,22 @@ class Certificate:
             self._request["uri_sans"] = ",".join(uri_sans)
         if ttl is not None:
             self._request["ttl"] = ttl
-        self._http = http or httpx.Client(base_url=f"{addr.rstrip('/')}/v1/", timeout=30.0, verify=ca_cert or True)
-        self._on_change = on_change
-        self._backoff = (backoff_initial, backoff_max)
-        self._current: IssuedCertificate | None = None
         self._files: tuple[str, str, str] | None = None  # chain file, key file, CA file
         self._dir = tempfile.mkdtemp(prefix="strongroom-cert-")
         os.chmod(self._dir, 0o700)
         self._generation = 0
         self._contexts: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._have = threading.Event()
-        self._stop = threading.Event()
-        self.stats: dict[str, Any] = {"issued": 0, "failures": 0, "last_error": ""}
-        self._thread = threading.Thread(target=self._run, name=f"cert-{role}", daemon=True)
-        self._thread.start()
+        self._start(
+            path=f"{mount.strip('/')}/issue/{role}",
+            name=f"role {role}",
+            thread_name=f"cert-{role}",
+            on_change=on_change,
+            backoff_range=(backoff_initial, backoff_max),
+            stats={"issued": 0},
+            http=http,
+        )
 
     # --- what the application uses -----------------------------------------------------------------------------
-
-    def ready(self) -> bool:
-        cert = self._current
-        return cert is not None and cert.not_after > time.time()
-
-    def wait(self, timeout: float | None = None) -> IssuedCertificate:
-        if not self._have.wait(timeout):
-            raise Unavailable(self._path, f"no certificate yet ({self.stats['last_error'] or 'waiting'})")
-        return self.current()
-
-    def current(self) -> IssuedCertificate:
-        with self._lock:
-            if self._current is None:
-                raise Unavailable(self._path, "no certificate yet")
-            return self._current
 
     def server_context(self, *, require_client_cert: bool = True) -> ssl.SSLContext:
         """A TLS server context presenting this certificate; by default it demands a client certificate issued
@@ -190,16 +160,9 @@ class Certificate:
         return self._track(ctx)
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        self._halt()
         self._http.close()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> Certificate:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- contexts ------------------------------------------------------------------------------------------------
 
@@ -218,29 +181,14 @@ class Certificate:
         ctx.load_cert_chain(chain, key)
         ctx.load_verify_locations(cafile=ca)
 
-    # --- the background loop -----------------------------------------------------------------------------------
+    # --- what the renewal loop asks of a certificate -----------------------------------------------------------
 
-    def _run(self) -> None:
-        attempt = 0
-        due = 0.0
-        while not self._stop.is_set():
-            if self._stop.wait(max(0.0, due - time.time())):
-                return
-            try:
-                issued = self._issue()
-                attempt = 0
-                due = issued.received_at + renew_delay(issued.not_after - issued.received_at)
-            except (_Retry, PermissionDenied) as exc:
-                attempt += 1
-                self.stats["failures"] += 1
-                self.stats["last_error"] = str(exc)
-                delay = backoff_delay(attempt, *self._backoff)
-                current = self._current
-                if current is not None:
-                    # never sleep past the point where the current certificate runs out
-                    delay = min(delay, max(0.5, (current.not_after - time.time()) / 2))
-                log.warning("certificate for role %s: %s; retrying in %.1fs", self.role, exc, delay)
-                due = time.time() + delay
+    def _expiry(self, value: IssuedCertificate) -> float:
+        return value.not_after
+
+    def _step(self, current: IssuedCertificate | None) -> float:
+        issued = self._issue()
+        return issued.received_at + renew_delay(issued.not_after - issued.received_at)
 
     def _issue(self) -> IssuedCertificate:
         body = self._call("POST", self._path, self._request)
@@ -262,10 +210,10 @@ class Certificate:
             not_after=parsed.not_valid_after_utc.timestamp(), received_at=time.time(),
             uris=uris,
         )
-        self._install(issued)
+        self._install_certificate(issued)
         return issued
 
-    def _install(self, issued: IssuedCertificate) -> None:
+    def _install_certificate(self, issued: IssuedCertificate) -> None:
         self._generation += 1
         base = os.path.join(self._dir, str(self._generation))
         # the chain sent to peers: the leaf and the issuers below the trust anchor
@@ -287,33 +235,7 @@ class Certificate:
                 _remove(path)
         self.stats["issued"] += 1
         self._have.set()
-        if self._on_change is not None:
-            try:
-                self._on_change(issued)
-            except Exception:
-                log.exception("on_change callback for certificate %s failed", self.role)
-
-    def _call(self, method: str, path: str, json: dict[str, Any] | None = None) -> dict[str, Any]:
-        try:
-            token = self._token()
-        except Exception as exc:
-            raise _Retry(f"no Strongroom token: {type(exc).__name__}") from None
-        try:
-            resp = self._http.request(method, path, json=json, headers={"X-Vault-Token": token})
-        except httpx.HTTPError as exc:
-            raise _Retry(f"cannot reach Strongroom: {type(exc).__name__}") from None
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise _Retry(f"Strongroom answered {resp.status_code}")
-        try:
-            body = resp.json() if resp.content else {}
-        except ValueError:
-            raise _Retry(f"unexpected response ({resp.status_code})") from None
-        errors = "; ".join(body.get("errors") or []) if isinstance(body, dict) else ""
-        if resp.status_code == 403:
-            raise PermissionDenied(path)
-        if resp.status_code >= 400:
-            raise _Retry(errors or f"Strongroom answered {resp.status_code}")
-        return body
+        self._notify(issued)
 
 
 def _write(path: str, text: str) -> None:

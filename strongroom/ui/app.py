@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from strongroom import crypto
 from strongroom.proxy import asgi
 from strongroom.proxy.idp import NotAuthenticated
+from strongroom.ui import humane
 from strongroom.ui.html import STYLE, Markup, esc, link, page, table, url
 
 if TYPE_CHECKING:
@@ -156,6 +157,14 @@ async def _dispatch(s: StaffSession, req: asgi.Req) -> tuple[str, Markup]:
     if not parts:
         return _overview(s)
     head, rest = parts[0], parts[1:]
+    from strongroom.ui import pages  # the inspection pages (explorer, history, search, operations)
+
+    try:
+        found = await pages.dispatch(s, req, head, rest)
+    except pages.PageError as e:
+        raise _Page(e.status, e.title, e.body) from None
+    if found is not None:
+        return found
     if head == "step-up" and not rest:
         return "Security key", _step_up_page(s)
     if head == "mounts" and not rest:
@@ -189,6 +198,9 @@ def _overview(s: StaffSession) -> tuple[str, Markup]:
             ("Auth methods", "/ui/auth", "how people and workloads log in"),
             ("Policies", "/ui/policies", "who may do what"),
             ("Secrets", "/ui/secrets", "which secrets and versions exist per service (values hidden)"),
+            ("Who can / what can", "/ui/access", "who can read a path; what a service, person or group can do"),
+            ("Search", "/ui/search", "find a service or secret by name, every service page by page"),
+            ("Operations", "/ui/ops", "seal and HA, audit devices, leases, database credentials, MPA, request rates"),
         )
     )
     return "Overview", Markup(f"<p>Signed in as <strong>{esc(s.user.id)}</strong>.</p><ul>{items}</ul>")
@@ -263,7 +275,9 @@ async def _services(s: StaffSession) -> Markup:
     if not names:
         return Markup('<p class="muted">No service has secrets yet.</p>')
     items = "".join(f"<li>{link(url('ui', 'secrets', ns), ns)}</li>" for ns in names)
-    return Markup(f'<p>Namespaces with secrets:</p><ul class="namespaces">{items}</ul>')
+    return Markup(f'<p>Namespaces with secrets:</p><ul class="namespaces">{items}</ul>'
+                  '<p><a href="/ui/search">Find a service or secret by name, or browse every service page by page</a>'
+                  "</p>")
 
 
 async def _namespace(s: StaffSession, ns: str) -> Markup:
@@ -303,9 +317,11 @@ async def _service(s: StaffSession, ns: str, sa: str) -> Markup:
                 f'<form class="inline" method="post" action="{esc(href)}">{csrf_field(s.csrf)}'
                 f'<button type="submit" name="reveal" value="1">Reveal</button></form>'
             )
-            rows.append((name, link(href, version), meta.get("created_time", ""), created_by, reveal))
+            history = link(url("ui", "history", ns, sa, *name.split("/")), name)
+            rows.append((history, link(href, version), humane.when(meta.get("created_time")), created_by, reveal))
     head = Markup(f"<p>Path prefix <code>secret/k8s/{esc(ns)}/{esc(sa)}/</code>, key <code>data</code>. "
                   "Values are hidden; <em>Reveal</em> reads one if your policies allow it.</p>")  # fmt: skip
+    head += link(f"/ui/access?kind=service_account&name={ns}/{sa}", f"What can {ns}/{sa} read and write?")
     return head + table(("name", "version", "created", "created by", "value"), rows, "secrets")
 
 
@@ -319,7 +335,9 @@ async def _secret(s: StaffSession, ns: str, sa: str, name: str, version: str, re
     where = f"secret/k8s/{ns}/{sa}/{name}/{version}"
     meta = await _get(s, "GET", f"secret/metadata/k8s/{ns}/{sa}/{name}/{version}", where)
     created_by = _version_creator(meta) or (meta.get("custom_metadata") or {}).get("created_by") or "—"
-    info = table(("path", "key", "created", "created by"), [(where, "data", meta.get("created_time", ""), created_by)])
+    info = table(("path", "key", "created", "created by"),
+                 [(where, "data", humane.when(meta.get("created_time")), created_by)])
+    info += link(url("ui", "history", ns, sa, *name.split("/")), "History: versions, writers and readers")
     href = url("ui", "secrets", ns, sa, *name.split("/"), version)
     if not reveal:
         return info + Markup(
@@ -331,7 +349,7 @@ async def _secret(s: StaffSession, ns: str, sa: str, name: str, version: str, re
     if step_up is not None and step_up.cfg.reveal and not s.stepped_up:
         raise _Page(403, "Step-up required", info + Markup(
             '<p class="error" id="step-up-required">Revealing a value needs a recent security-key check. '
-            f'<a href="/ui/step-up?next={esc(href)}">Verify with your security key</a>, then reveal again.</p>'))
+            '<a href="/ui/step-up">Verify with your security key</a>, then reveal again.</p>'))
     status, body = await s.call("GET", f"secret/data/k8s/{ns}/{sa}/{name}/{version}")
     if status == 403:
         raise _Page(

@@ -43,13 +43,22 @@ def join(parts: Iterable[object]) -> Markup:
 
 
 NAV = (("Overview", "/ui/"), ("Mounts", "/ui/mounts"), ("Auth methods", "/ui/auth"), ("Policies", "/ui/policies"),
-       ("Secrets", "/ui/secrets"))  # fmt: skip
+       ("Secrets", "/ui/secrets"), ("Who can / what can", "/ui/access"), ("Search", "/ui/search"),
+       ("Operations", "/ui/ops"))  # fmt: skip
+# keyboard navigation: Alt+key (Alt+Shift+key in Firefox) jumps to a section
+ACCESS_KEYS = {"/ui/": "h", "/ui/secrets": "k", "/ui/access": "a", "/ui/search": "s", "/ui/ops": "o",
+               "/ui/policies": "p"}
+
+
+def _nav_link(href: str, name: str) -> Markup:
+    key = ACCESS_KEYS.get(href)
+    return Markup(f'<a href="{esc(href)}" accesskey="{key}">{esc(name)}</a>') if key else link(href, name)
 
 
 def page(title: str, body: Markup, user: str | None = None, csrf: str = "") -> bytes:
     """A whole page; ``csrf`` (a cookie session's token) goes into its forms and a meta tag for same-origin scripts
     that call ``/v1`` with the cookie."""
-    nav = join(Markup(f"<li>{link(href, name)}</li>") for name, href in NAV) if user else Markup("")
+    nav = join(Markup(f"<li>{_nav_link(href, name)}</li>") for name, href in NAV) if user else Markup("")
     hidden = f'<input type="hidden" name="csrf_token" value="{esc(csrf)}">' if csrf else ""
     meta = f'<meta name="csrf-token" content="{esc(csrf)}">\n' if csrf else ""
     who = (
@@ -64,8 +73,9 @@ def page(title: str, body: Markup, user: str | None = None, csrf: str = "") -> b
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)} · Strongroom</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 {meta}<link rel="stylesheet" href="/ui/static/style.css"></head>
-<body><header><a class="brand" href="/ui/">Strongroom</a><nav><ul>{nav}</ul></nav>{who}</header>
-<main><h1>{esc(title)}</h1>{body}</main></body></html>"""
+<body><a class="skip" href="#main">Skip to content</a><header><a class="brand" href="/ui/">Strongroom</a>
+<nav aria-label="Main"><ul>{nav}</ul></nav>{who}</header>
+<main id="main" tabindex="-1"><h1>{esc(title)}</h1>{body}</main></body></html>"""
     return doc.encode()
 
 
@@ -82,3 +92,7 @@ th{background:#eef1f5}pre{background:#fff;border:1px solid #d9dde3;padding:.8rem
 .value{background:#fff8e1;border-color:#e0b400}.muted{color:#6a7480}.error{color:#a3122a}
 form.inline{display:inline}button{cursor:pointer}
 """
+
+from strongroom.ui.theme import INSPECTION_STYLE  # noqa: E402 - appended after the base rules it refines
+
+STYLE += INSPECTION_STYLE

@@ -31,6 +31,10 @@ def test_self_approval_refused(broker):
         r = broker.review(who, req["id"])
         assert r.status_code == 403, (who, r.text)
     assert broker.as_("bob").get(f"/v1/requests/{req['id']}").json()["request"]["state"] == "pending"
+    # each attempt is an audit event, so detection can page on it (strongroom/detect/default_rules.yaml)
+    attempts = [e for e in broker.audit_lines()
+                if e.get("correlation_id") == req["id"] and e["type"] == "mpa.self-approval-refused"]
+    assert len(attempts) == 4
 
 
 def test_reviewer_must_be_in_approve_group(broker):

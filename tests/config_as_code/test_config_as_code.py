@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import ROOT_TOKEN, STRONGROOM
 
@@ -74,6 +76,19 @@ def configured(server, postgres_dsn):
     call("PUT", "sys/policies/acl/app-read", {"policy": 'path "secret/data/app/*" {\n  capabilities = ["read"]\n}\n'})
     call("POST", "auth/token/roles/deployer", {"allowed_policies": ["app-read"], "orphan": True})
     call("POST", "identity/group", {"name": "platform", "policies": ["app-read"], "type": "external"})
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    call("POST", "sys/auth/jwt", {"type": "jwt"})
+    call("POST", "auth/jwt/config", {"jwt_validation_pubkeys": [pem], "bound_issuer": "https://idp.bank.test"})
+    call("POST", "auth/jwt/role/staff", {"role_type": "jwt", "user_claim": "sub", "bound_audiences": ["strongroom"],
+                                         "groups_claim": "groups", "token_policies": ["default"]})
+    group_id = h.get("/v1/identity/group/name/platform").json()["data"]["id"]
+    accessor = h.get("/v1/sys/auth").json()["data"]["jwt/"]["accessor"]
+    call("POST", "identity/group-alias", {"name": "okta-platform", "mount_accessor": accessor,
+                                          "canonical_id": group_id})
+    if "pki/" not in h.get("/v1/sys/mounts").json()["data"]:
+        call("POST", "sys/mounts/pki", {"type": "pki"})
+    call("POST", "pki/roles/web", {"allowed_domains": ["bank.internal"], "allow_subdomains": True, "max_ttl": "72h"})
     return server
 
 
@@ -86,7 +101,11 @@ def test_export_writes_files_that_plan_reports_as_no_change(configured, tmp_path
     out = ok(cli(configured, "plan", str(d)))
     assert "No changes" in out
     texts = "".join(p.read_text() for p in d.rglob("*.hcl"))
-    assert 'auth_role "approle" "batch"' in texts and 'transit_key "transit" "payments"' in texts
+    for block in ('auth_role "approle" "batch"', 'transit_key "transit" "payments"', 'auth_config "jwt"',
+                  'auth_role "jwt" "staff"', 'identity_group_alias "jwt" "okta-platform"', 'pki_role "pki" "web"',
+                  'database_role "database" "app"', 'token_role "deployer"', 'identity_group "platform"'):
+        assert block in texts
+    assert 'group = "platform"' in texts
     assert 'password = env("STRONGROOM_DATABASE_PG_PASSWORD")' in texts
     assert 'token_reviewer_jwt = env("STRONGROOM_KUBERNETES_TOKEN_REVIEWER_JWT")' in texts
     for secret in (DB_PASSWORD, REVIEWER_JWT, USER_PASSWORD):
@@ -102,6 +121,11 @@ def test_policy_edit_is_exactly_one_update_marked_as_widening(configured, tmp_pa
     assert changes == ['~ update policy "app-read"  [!widens access]'], out
     assert "Plan: 0 to create, 1 to update, 0 to replace, 0 to delete." in out
     assert '+  capabilities = ["read", "update"]' in out
+    auth = d / "auth.hcl"
+    auth.write_text(auth.read_text().replace("token_ttl = 3600", "token_ttl = \"8h\"", 1))
+    out = ok(cli(configured, "plan", str(d)), 2)
+    assert "[!widens access]" in next(ln for ln in out.splitlines() if ln.startswith('~ update auth_role'))
+    assert 'token_ttl: 3600 -> "8h"' in out
 
 
 def test_removed_role_needs_allow_delete(configured, tmp_path):
@@ -173,7 +197,8 @@ def test_manual_drift_is_reported_and_fixed(configured, tmp_path):
     drift = h.post("/v1/auth/kubernetes/role/ledger", json={"token_ttl": "12h", "token_policies": ["app-read", "root"]})
     assert drift.status_code in (200, 204), drift.text
     out = ok(cli(configured, "plan", str(d)), 2)
-    assert '~ update auth_role "kubernetes" "ledger"' in out
+    # going back narrows access (shorter TTL, one policy fewer): no risk mark
+    assert '~ update auth_role "kubernetes" "ledger"' in out.splitlines()
     assert "token_ttl: 43200 -> 3600" in out
     assert 'token_policies: ["app-read", "root"] -> ["app-read"]' in out
     ok(cli(configured, "apply", str(d)))

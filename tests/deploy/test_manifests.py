@@ -116,6 +116,10 @@ def test_ha_pair_with_standby_aware_readiness_and_a_disruption_budget() -> None:
     assert pdb["spec"]["selector"] == sts["spec"]["selector"] and pdb["spec"]["maxUnavailable"] == 1
     hcl = _object("ConfigMap", "strongroom-config")["data"]["server.hcl"]
     assert 'storage "postgresql"' in hcl and 'ha_enabled     = "true"' in hcl and "password" not in hcl.lower()
+    # every file the configuration names is on a volume the pod mounts
+    mounts = tuple(f"{m['mountPath']}/" for m in container["volumeMounts"])
+    for path in re.findall(r"(/etc/[\w./-]+)", hcl):
+        assert path.startswith(mounts), path
 
 
 def _tls_pair(directory: Path) -> None:

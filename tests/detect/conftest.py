@@ -47,6 +47,35 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _script("kafka-node", "stop", str(directory))
 
 
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A superuser DSN: ``STRONGROOM_TEST_POSTGRES``, or a server of this run's own."""
+    given = os.environ.get("STRONGROOM_TEST_POSTGRES")
+    if given:
+        yield given
+        return
+    directory = tmp_path_factory.mktemp("postgres")
+    dsn = _script("postgres-node", "start", str(directory)).splitlines()[-1]
+    try:
+        yield dsn
+    finally:
+        _script("postgres-node", "stop", str(directory))
+
+
+@pytest.fixture
+def fresh_database(postgres_dsn: str) -> str:
+    """A DSN for a database of this test's own on that server."""
+    import secrets
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = "detect_" + secrets.token_hex(4)
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return urlunsplit(urlsplit(postgres_dsn)._replace(path="/" + name))
+
+
 class Webhook:
     """A local HTTP server standing in for Slack and PagerDuty: records every POST body; can fail the first N."""
 

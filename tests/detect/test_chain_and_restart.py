@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 
 import orjson
+import pytest
 
+from strongroom.detect.state import open_state
 from tests.conftest import wait_for
 from tests.detect.conftest import READ_ALL, user_token
 
@@ -80,8 +81,9 @@ def test_a_forged_line_with_a_recomputed_chain_fails_the_servers_mac_check(  # n
     assert d.metric("strongroom_detect_chain_breaks_total", source="audit-file") >= 1
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 def test_killing_detect_mid_stream_neither_loses_nor_repeats_an_alert(  # noqa: ANN201
-    server_factory, tmp_path, webhook, detect_factory  # noqa: ANN001
+    store, server_factory, tmp_path, webhook, detect_factory, request  # noqa: ANN001
 ):
     srv, audit = _file_server(server_factory, n_secrets=40)
     rules = tmp_path / "rules.yaml"
@@ -92,6 +94,8 @@ def test_killing_detect_mid_stream_neither_loses_nor_repeats_an_alert(  # noqa: 
     readers = {name: user_token(srv, name, ["read-all"])[1] for name in ("ann", "ben", "cat")}
     tokens = {name: user_token(srv, name, ["read-all"])[0] for name in readers}
     cfg = _config(srv, tmp_path, webhook, audit, rules=str(rules))
+    if store == "postgresql":
+        cfg["state"] = request.getfixturevalue("fresh_database")
     webhook.fail_next = 10_000  # PagerDuty is down: alerts wait in the outbox
     d = detect_factory(cfg)
 
@@ -114,11 +118,29 @@ def test_killing_detect_mid_stream_neither_loses_nor_repeats_an_alert(  # noqa: 
     webhook.fail_next = 0
     d2 = detect_factory(cfg)
     wait_for(lambda: len(webhook.pd()) >= 3, timeout=30, message="three pages")
-    state = sqlite3.connect(tmp_path / "state.db")
-    wait_for(lambda: state.execute("SELECT count(*) FROM outbox WHERE sent IS NULL").fetchone()[0] == 0,
-             message="outbox drained")
+    state = open_state(cfg["state"])
+    wait_for(lambda: state.pending() == 0, message="outbox drained")
+    state.close()
     wait_for(lambda: d2.metric("strongroom_detect_backlog", source="audit-file") == 0, message="caught up")
     pages = webhook.pd_for("bulk")
     who = sorted(p["payload"]["custom_details"]["who"]["entity_id"] for p in pages)
     assert who == sorted(readers.values())
     assert len({p["dedup_key"] for p in pages}) == 3
+
+
+def test_the_file_source_follows_the_log_across_rotation(server_factory, tmp_path, webhook, detect_factory):  # noqa: ANN001
+    srv, audit = _file_server(server_factory, n_secrets=3)
+    d = detect_factory(_config(srv, tmp_path, webhook, audit))
+    rotated = audit.with_name("audit.log.1")
+    audit.rename(rotated)  # logrotate's default: move the file away, the server opens a new one at the path
+    for i in range(3):
+        srv.client().secrets.kv.v2.read_secret_version(f"k8s/prod/svc-{i:03d}/api-key", raise_on_deleted_version=True)
+    wait_for(audit.exists, message="the new file")
+
+    def total() -> int:
+        return sum(len(p.read_bytes().splitlines()) for p in (rotated, audit))
+
+    wait_for(lambda: d.metric("strongroom_detect_events_total", source="audit-file") == total(), timeout=20,
+             message="both files read")
+    assert len(audit.read_bytes().splitlines()) >= 6
+    assert d.metric("strongroom_detect_chain_breaks_total") == 0

@@ -134,3 +134,49 @@ def test_the_detection_policy_reads_identities_and_nothing_else(srv) -> None:  #
         detection.write(f"identity/entity/id/{entity_id}", metadata={"team": "owned"})
     with pytest.raises(hvac.exceptions.Forbidden):
         detection.sys.disable_audit_device("file")
+
+
+def test_a_service_probing_other_services_secrets_is_named_by_namespace_and_service_account(  # noqa: ANN201
+    srv, tmp_path, webhook, detect_factory  # noqa: ANN001
+):
+    import hvac.exceptions
+
+    from tests.identity.k8s_tokens import FakeCluster
+
+    cluster = FakeCluster().start()
+    try:
+        root = srv.client()
+        root.auth.kubernetes.configure(kubernetes_host=cluster.url, kubernetes_ca_cert=cluster.ca_pem,
+                                       token_reviewer_jwt=cluster.reviewer_token)
+        d = detect_factory(_config(srv, tmp_path, webhook))
+        sa = cluster.service_account("payments", "s-ledger")
+        svc = srv.client(token="")
+        auth = svc.auth.kubernetes.login("default", cluster.projected_token(sa))["auth"]
+        root.write(f"identity/entity/id/{auth['entity_id']}", metadata={"team": "ledger-team"})
+        svc.token = auth["client_token"]
+        for i in range(25):  # the default denial-rate rule: more than 20 in a minute
+            with pytest.raises(hvac.exceptions.Forbidden):
+                svc.secrets.kv.v2.read_secret_version(f"k8s/default/svc-{i:03d}/db-password",
+                                                      raise_on_deleted_version=True)
+        msg = wait_for(lambda: [m for m in webhook.slack() if "Many denied requests" in m["text"]], timeout=20,
+                       message="the denial alert")[0]
+        assert "service payments/s-ledger" in msg["text"]
+        assert "ledger-team" in str(msg["blocks"])
+        assert webhook.pd_for("denial-rate") == []  # high, not critical: Slack only
+        assert d.metric("strongroom_detect_alerts_total", rule="denial-rate") == 1
+    finally:
+        cluster.stop()
+
+
+def test_disabling_an_audit_device_and_generating_a_root_token_page(srv, tmp_path, webhook, detect_factory):  # noqa: ANN001
+    d = detect_factory(_config(srv, tmp_path, webhook))
+    root = srv.client()
+    root.sys.enable_audit_device("file", path="second", options={"file_path": str(tmp_path / "second.log")})
+    root.sys.disable_audit_device("second")
+    nonce = root.sys.start_root_token_generation(otp="A" * 28)["nonce"]
+    assert root.sys.generate_root(key=srv.unseal_key, nonce=nonce)["complete"] is True
+    pages = wait_for(lambda: len(webhook.pd()) >= 2 and webhook.pd(), timeout=20, message="two pages")
+    assert sorted(p["payload"]["class"] for p in pages) == ["audit-device-disabled", "root-token-generation"]
+    disabled = webhook.pd_for("audit-device-disabled")[0]["payload"]["custom_details"]["request"]
+    assert disabled["path"] == "sys/audit/second" and disabled["operation"] == "delete"
+    assert d.metric("strongroom_detect_chain_breaks_total") == 0

@@ -170,3 +170,51 @@ def test_explorer_is_guarded_by_policy_and_refuses_bad_input(inspected: Strongro
             assert any(message in e for e in r.json()["errors"]), r.text
         r = http.get("/v1/sys/internal/access/identity", params={"kind": "entity", "name": "nobody"})
         assert r.status_code == 404 and r.json()["errors"], r.text
+
+
+def test_groups_and_entities_agree_with_their_tokens(inspected: StrongroomServer) -> None:
+    path, other = "secret/data/team/payments/key", "secret/data/team/ledger/key"
+    with inspected.http() as http:
+        if "userpass/" not in http.get("/v1/sys/auth").json()["data"]:
+            assert http.post("/v1/sys/auth/userpass", json={"type": "userpass"}).status_code == 204
+        assert http.put("/v1/sys/policies/acl/team-payments", json={"policy": (
+            'path "secret/data/team/payments/*" {\n  capabilities = ["create", "read", "update"]\n'
+            '  allowed_parameters = { "data" = [] }\n}\n'
+            'path "secret/data/team/payments/key" { capabilities = ["deny"] }\n'
+            'path "secret/data/team/{{identity.groups.names.payments.name}}/key" { capabilities = ["list"] }\n'
+        )}).status_code == 204
+        assert http.put("/v1/sys/policies/acl/carol-own", json={"policy": (
+            'path "secret/data/team/ledger/*" { capabilities = ["read"] }\n'
+        )}).status_code == 204
+        assert http.post("/v1/auth/userpass/users/carol", json={"password": "pw-carol"}).status_code == 204
+        token = http.post("/v1/auth/userpass/login/carol", json={"password": "pw-carol"}).json()["auth"]
+        entity_id = token["entity_id"]
+        r = http.post("/v1/identity/entity/id/" + entity_id, json={"policies": ["carol-own"]})
+        assert r.status_code in (200, 204), r.text
+        r = http.post("/v1/identity/group", json={"name": "payments", "policies": ["team-payments"],
+                                                   "member_entity_ids": [entity_id]})
+        assert r.status_code in (200, 204), r.text
+        truth = _caps(http, token["client_token"], [path, other])
+        # the deny on the exact path wins over the broader grant, and the group template does not widen it
+        assert truth == {path: ["deny"], other: ["read"]}
+        entity_name = http.get("/v1/identity/entity/id/" + entity_id).json()["data"]["name"]
+        r = http.post("/v1/sys/internal/access/identity", json={"kind": "entity", "name": entity_name,
+                                                                "paths": [path, other]})
+        assert r.status_code == 200, r.text
+        assert r.json()["data"]["routes"][0]["capabilities"] == truth
+        r = http.post("/v1/sys/internal/access/identity", json={"kind": "group", "name": "payments",
+                                                                "paths": [path, "secret/data/team/payments/x"]})
+        assert r.json()["data"]["routes"][0]["capabilities"] == {
+            path: ["deny"], "secret/data/team/payments/x": ["create", "read", "update"]}
+        found = http.post("/v1/sys/internal/access/path", json={"path": "secret/data/team/payments/x"}).json()
+        groups = [p for p in found["data"]["principals"] if p["kind"] == "group"]
+        assert [(g["name"], g["capabilities"]) for g in groups] == [("payments", ["create", "read", "update"])]
+        # the deciding rule and its parameter constraints, which sys/capabilities does not show
+        assert groups[0]["rule"]["path"] == "secret/data/team/payments/*"
+        assert groups[0]["rule"]["allowed_parameters"] == {"data": []}
+        r = http.post("/v1/secret/data/team/payments/x", headers={"X-Vault-Token": token["client_token"]},
+                      json={"data": {"v": "1"}, "options": {"cas": 0}})
+        assert r.status_code == 403  # "options" is not an allowed parameter: the constraint is real
+        r = http.post("/v1/secret/data/team/payments/x", headers={"X-Vault-Token": token["client_token"]},
+                      json={"data": {"v": "1"}})
+        assert r.status_code == 200, r.text

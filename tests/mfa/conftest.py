@@ -10,7 +10,8 @@ import pytest
 from tests.mfa.webauthn_setup import ARGS, CHROMIUM
 
 
-@pytest.fixture(scope="session")
+# module scope: one sync Playwright at a time per process, and other folders start their own
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     # a missing browser is a failure, never a skip: CI must exercise WebAuthn for real
     assert Path(CHROMIUM).exists(), "Debian chromium is not installed (scripts/install installs it)"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import hvac
@@ -252,3 +254,47 @@ def test_single_phase_login_with_x_vault_mfa_header(root: hvac.Client, srv: Stro
     again = httpx.post(login, json={"password": PASSWORD}, headers={"X-Vault-MFA": f"{method_id}:{code}"}, timeout=30)
     assert again.status_code == 403 and "code already used" in again.text
     root.delete("identity/mfa/login-enforcement/erin")
+
+
+def test_totp_keys_never_reach_storage_in_clear(root: hvac.Client, srv: StrongroomServer) -> None:
+    entity_id = _user_entity(srv, root, "userpass", "frank")
+    method_id = _method(root, method_name="frank-totp")
+    url = root.write_data(
+        "identity/mfa/method/totp/admin-generate", data={"method_id": method_id, "entity_id": entity_id}
+    )["data"]["url"]
+    secret = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))["secret"]
+    raw = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    stored = b"".join(
+        p.read_bytes()
+        for p in Path(srv.storage_path).parent.iterdir()
+        if p.name.startswith(Path(srv.storage_path).name)
+    )
+    assert stored and secret.encode() not in stored and raw not in stored
+    method = root.read(f"identity/mfa/method/totp/{method_id}")["data"]
+    assert secret not in str(method)
+
+
+def test_concurrent_validations_with_one_code_yield_one_token(root: hvac.Client, srv: StrongroomServer) -> None:
+    entity_id = _user_entity(srv, root, "userpass", "gina")
+    method_id = _method(root, method_name="gina-totp")
+    url = root.write_data(
+        "identity/mfa/method/totp/admin-generate", data={"method_id": method_id, "entity_id": entity_id}
+    )["data"]["url"]
+    root.write_data(
+        "identity/mfa/login-enforcement/gina", data={"mfa_method_ids": [method_id], "identity_entity_ids": [entity_id]}
+    )
+    app = srv.client(token="")
+    pending = [app.auth.userpass.login("gina", PASSWORD)["auth"]["mfa_requirement"]["mfa_request_id"] for _ in range(6)]
+    code = code_from_url(url)
+
+    def validate(request_id: str) -> int:
+        return httpx.post(
+            f"{srv.addr}/v1/sys/mfa/validate",
+            json={"mfa_request_id": request_id, "mfa_payload": {method_id: [code]}},
+            timeout=30,
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=len(pending)) as pool:
+        statuses = sorted(pool.map(validate, pending))
+    assert statuses == [200] + [403] * (len(pending) - 1)
+    root.delete("identity/mfa/login-enforcement/gina")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 
-import hvac
 import pytest
 from playwright.sync_api import expect
 
@@ -112,4 +111,3 @@ def test_bearer_callers_cannot_reach_listed_paths_without_step_up(env) -> None: 
         assert http.get("/v1/secret/data/k8s/default/s-demo/greeting/v1").json()["data"]["data"]["data"] == value
         # the JSON ceremony endpoints are for the UI's cookie sessions only
         assert http.post("/webauthn/register/options", json={}).status_code == 403
-    assert isinstance(server.client(), hvac.Client)

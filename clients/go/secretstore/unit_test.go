@@ -140,3 +140,17 @@ func TestCredentialsNeverPrintThePassword(t *testing.T) {
 		}
 	}
 }
+
+func TestABadCABundleIsAConfigurationError(t *testing.T) {
+	s := DefaultSettings()
+	s.CACert = filepath.Join(t.TempDir(), "missing.pem")
+	if _, err := NewClient(s); !errors.Is(err, ErrConfiguration) {
+		t.Fatalf("missing CA bundle: %v", err)
+	}
+	if err := os.WriteFile(s.CACert, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewClient(s); !errors.Is(err, ErrConfiguration) || !strings.Contains(err.Error(), "no certificate") {
+		t.Fatalf("CA bundle without a certificate: %v", err)
+	}
+}

@@ -1,9 +1,9 @@
-"""sys/internal/access/*: the access explorer (who can, what can) and a secret's access history.
+"""sys/internal/access/*: the access explorer (who can, what can), a secret's access history, a lease summary.
 
 Guarded by ordinary policy, not by ``any_token``: the answers describe everyone's access, so a token needs ``read``
-(GET) or ``update`` (POST) on ``sys/internal/access/path``, ``…/identity`` or ``…/history``. No built-in policy grants
-them; give them to the people who review access (root tokens have them). The answers contain policy names, role
-names and paths, never a token, accessor or secret value.
+(GET) or ``update`` (POST) on ``sys/internal/access/path``, ``…/identity``, ``…/history`` or ``…/leases``. No
+built-in policy grants them; give them to the people who review access (root tokens have them). The answers contain
+policy names, role names, paths and display names, never a token, accessor or secret value.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,7 +47,9 @@ class AccessEvent:
 class AccessLog(Protocol):
     """Where reads-by-whom come from: today the audit files; later the detection store (``strongroom detect``)."""
 
-    async def events(self, paths: Iterable[str], limit: int) -> list[AccessEvent]: ...
+    async def events(self, paths: Iterable[str], limit: int, prefix: bool = False) -> list[AccessEvent]:
+        """Newest first; with ``prefix``, requests on any path under one of ``paths`` (``paths`` + ``/``…)."""
+        ...
 
 
 class AuditFileLog:
@@ -55,11 +58,12 @@ class AuditFileLog:
     def __init__(self, files: Iterable[str]) -> None:
         self.files = [f for f in files if f and f != "stdout"]
 
-    async def events(self, paths: Iterable[str], limit: int) -> list[AccessEvent]:
+    async def events(self, paths: Iterable[str], limit: int, prefix: bool = False) -> list[AccessEvent]:
         wanted = {p.lstrip("/") for p in paths}
-        return await asyncio.to_thread(self._scan, wanted, limit)
+        prefixes = tuple(p.rstrip("/") + "/" for p in wanted) if prefix else ()
+        return await asyncio.to_thread(self._scan, wanted, prefixes, limit)
 
-    def _scan(self, wanted: set[str], limit: int) -> list[AccessEvent]:
+    def _scan(self, wanted: set[str], prefixes: tuple[str, ...], limit: int) -> list[AccessEvent]:
         found: list[AccessEvent] = []
         for name in self.files:
             for line in _tail_lines(name):
@@ -69,7 +73,7 @@ class AuditFileLog:
                     entry = json.loads(line)
                 except ValueError:
                     continue
-                event = _event(entry, wanted)
+                event = _event(entry, wanted, prefixes)
                 if event is not None:
                     found.append(event)
         found.sort(key=lambda e: e.time, reverse=True)
@@ -89,12 +93,12 @@ def _tail_lines(name: str) -> list[str]:
     return lines[1:] if start else lines  # the first line of a tail may be cut
 
 
-def _event(entry: dict[str, Any], wanted: set[str]) -> AccessEvent | None:
+def _event(entry: dict[str, Any], wanted: set[str], prefixes: tuple[str, ...]) -> AccessEvent | None:
     if entry.get("type") != "response":
         return None
     req = entry.get("request") or {}
     path = str(req.get("path") or "")
-    if path not in wanted:
+    if path not in wanted and not (prefixes and path.startswith(prefixes)):
         return None
     auth = entry.get("auth") or {}
     meta = auth.get("metadata") or {}
@@ -135,6 +139,42 @@ def _kv_paths(path: str, core: Core) -> tuple[str, list[str]]:
     return "", [path]
 
 
+# expiry histogram buckets (upper bounds in seconds from now), for the leases page
+LEASE_BUCKETS = ((300, "< 5 min"), (3600, "< 1 hour"), (86400, "< 1 day"), (7 * 86400, "< 1 week"),
+                 (float("inf"), "later"))  # fmt: skip
+
+
+async def lease_summary(core: Core, now: float) -> dict[str, Any]:
+    """Leases counted by mount and role (the request path inside the mount), with expiry buckets.
+    Lease ids and the tokens behind them are not part of the answer."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    seen = 0
+    stack = [""]
+    while stack and seen < access.MAX_SCAN:
+        prefix = stack.pop()
+        for key in await core.expiration.list_prefix(prefix):
+            if key.endswith("/"):
+                stack.append(prefix + key)
+                continue
+            entry = await core.expiration.get(prefix + key)
+            seen += 1
+            if entry is None:
+                continue
+            role = entry.relative_path  # the request path inside the mount (creds/<role>), without the lease's id
+            g = groups.setdefault((entry.mount_path, role), {
+                "mount": entry.mount_path, "role": role, "count": 0, "irrevocable": 0, "next_expiry": None,
+                "buckets": {label: 0 for _, label in LEASE_BUCKETS}})
+            g["count"] += 1
+            g["irrevocable"] += 1 if entry.irrevocable else 0
+            left = entry.expire_time - now
+            g["buckets"][next(label for bound, label in LEASE_BUCKETS if left < bound)] += 1
+            if g["next_expiry"] is None or entry.expire_time < g["next_expiry"]:
+                g["next_expiry"] = entry.expire_time
+    rows = sorted(groups.values(), key=lambda g: (g["mount"], g["role"]))
+    return {"groups": rows, "total": sum(g["count"] for g in rows), "truncated": bool(stack),
+            "buckets": [label for _, label in LEASE_BUCKETS]}
+
+
 def paths(core: Core) -> list[Path]:
     async def who(req: Request, fd: FieldData) -> Response:
         path = (fd.get("path") or "").strip()
@@ -161,9 +201,12 @@ def paths(core: Core) -> list[Path]:
         if limit < 1 or limit > _MAX_EVENTS:
             raise InvalidRequest(f"limit must be between 1 and {_MAX_EVENTS}")
         mount, api_paths = _kv_paths(path, core)
-        events = await access_log(core).events(api_paths, limit)
+        events = await access_log(core).events(api_paths, limit, prefix=bool(fd.get("prefix")))
         return Response(data={"path": path.strip("/"), "mount": mount, "source": "audit file",
                                "events": [e.to_api() for e in events]})
+
+    async def leases(req: Request, fd: FieldData) -> Response:
+        return Response(data=await lease_summary(core, time.time()))
 
     path_field = {"path": Field(FieldType.STRING, "The request path to explain.")}
     ident_fields = {
@@ -174,12 +217,15 @@ def paths(core: Core) -> list[Path]:
     history_fields = {
         "path": Field(FieldType.STRING, "The secret's path (for KV v2, without data/)."),
         "limit": Field(FieldType.INT, "How many events at most (newest first).", default=200),
+        "prefix": Field(FieldType.BOOL, "Also every path below it (all versions of a secret name).", default=False),
     }
     return [
         Path(r"internal/access/path", {Operation.READ: who, Operation.UPDATE: who}, path_field,
              summary="Who can do what on a path."),
         Path(r"internal/access/identity", {Operation.READ: what, Operation.UPDATE: what}, ident_fields,
              summary="What an identity can do."),
+        Path(r"internal/access/leases", {Operation.READ: leases}, {},
+             summary="Leases counted by engine and role, with an expiry histogram."),
         Path(r"internal/access/history", {Operation.READ: history, Operation.UPDATE: history}, history_fields,
              summary="Recent requests on a secret, from the audit trail."),
     ]

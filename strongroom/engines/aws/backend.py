@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from typing import TYPE_CHECKING
 
 from strongroom.core.logical import Request
 from strongroom.engines.aws import (
@@ -37,23 +35,17 @@ from strongroom.engines.aws import (
 from strongroom.engines.aws.client import ClientCache
 from strongroom.engines.aws.entries import Role, get_dynamic, get_role
 from strongroom.engines.database import path_serviceaccounts
-from strongroom.engines.database.serviceaccounts import ServiceAccountCache
-from strongroom.framework import Backend, BackendContext
-
-if TYPE_CHECKING:
-    from strongroom.core.barrier import BarrierView
-
-log = logging.getLogger(__name__)
+from strongroom.engines.database.serviceaccounts import ServiceAccountBackend
+from strongroom.framework import BackendContext
 
 
-class AWSBackend(Backend):
+class AWSBackend(ServiceAccountBackend):
     type = "aws"
 
     def __init__(self, ctx: BackendContext) -> None:
         super().__init__(ctx)
         self.clients = ClientCache()
         self._rollback: asyncio.Task[None] | None = None
-        self.service_accounts = ServiceAccountCache(ctx.storage)
         self.paths = [
             *path_config_root.paths(self),
             *path_config_rotate_root.paths(self),
@@ -61,18 +53,14 @@ class AWSBackend(Backend):
             *path_config_dynamic_roles.paths(self),
             *path_roles.paths(self),
             *path_user.paths(self),
-            *path_serviceaccounts.paths(self),  # type: ignore[arg-type]  # it needs only .service_accounts
+            *path_serviceaccounts.paths(self),
         ]
         self.secret_types = {secret_access_keys.SECRET_TYPE: secret_access_keys.secret_type(self)}
 
     async def initialize(self) -> None:
         # backends are built on the active node only, so exactly one node rolls back
         self._rollback = asyncio.create_task(rollback.run_forever(self), name=f"aws-rollback-{self.ctx.mount_path}")
-        try:
-            await self.service_accounts.load_config()
-        except Exception:
-            # a broken source config must not stop the mount: it can be fixed through the API
-            log.exception("loading the ServiceAccount source configuration failed")
+        await super().initialize()
 
     async def cleanup(self) -> None:
         if self._rollback is not None:
@@ -80,10 +68,7 @@ class AWSBackend(Backend):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._rollback
             self._rollback = None
-        await self.service_accounts.stop()
-
-    def storage(self, req: Request | None = None) -> BarrierView:
-        return req.storage if req is not None and req.storage is not None else self.ctx.storage
+        await super().cleanup()
 
     async def role(self, req: Request, name: str) -> Role | None:
         """The stored role ``name``, else the dynamic role it stands for; None when it is neither."""

@@ -10,7 +10,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from strongroom.core.logical import InvalidRequest, NotFound, Operation, Request, Response
+from strongroom.core.logical import InvalidRequest, NotFound, Request, Response
 from strongroom.engines.aws.entries import (
     ASSUMED_ROLE,
     CREDENTIAL_TYPES,
@@ -21,7 +21,7 @@ from strongroom.engines.aws.entries import (
     put_role,
 )
 from strongroom.framework import Field, FieldData, FieldType, Path
-from strongroom.framework.path import generic_name
+from strongroom.framework.path import collection_paths
 
 if TYPE_CHECKING:
     from strongroom.engines.aws.backend import AWSBackend
@@ -154,18 +154,8 @@ def paths(b: AWSBackend) -> list[Path]:
     async def list_(req: Request, fd: FieldData) -> Response:
         return Response.list_keys(await b.storage(req).list_all("role/"))
 
-    return [
-        Path(pattern=r"roles/?", operations={Operation.LIST: list_}, summary="List the existing roles."),
-        Path(
-            pattern=rf"roles/{generic_name('name')}",
-            fields=FIELDS,
-            operations={
-                Operation.CREATE: write,
-                Operation.UPDATE: write,
-                Operation.READ: read,
-                Operation.DELETE: delete,
-            },
-            existence_check=exists,
-            summary="Read, write and reference IAM policies that access keys can be made for.",
-        ),
-    ]
+    return collection_paths(
+        "roles", FIELDS, write=write, read=read, delete=delete, list_=list_, exists=exists,
+        summary="Read, write and reference IAM policies that access keys can be made for.",
+        list_summary="List the existing roles.",
+    )  # fmt: skip

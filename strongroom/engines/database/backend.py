@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 from strongroom.core.logical import LogicalError, Request
 from strongroom.engines.database import (
@@ -33,21 +32,17 @@ from strongroom.engines.database import (
 )
 from strongroom.engines.database.entries import Connection, Role, get_role, put_connection, require_connection
 from strongroom.engines.database.plugins import DatabasePlugin, PluginError, new_plugin
-from strongroom.engines.database.serviceaccounts import ServiceAccountCache
-from strongroom.framework import Backend, BackendContext
-
-if TYPE_CHECKING:
-    from strongroom.core.barrier import BarrierView
+from strongroom.engines.database.serviceaccounts import ServiceAccountBackend
+from strongroom.framework import BackendContext
 
 log = logging.getLogger(__name__)
 
 
-class DatabaseBackend(Backend):
+class DatabaseBackend(ServiceAccountBackend):
     type = "database"
 
     def __init__(self, ctx: BackendContext) -> None:
         super().__init__(ctx)
-        self.service_accounts = ServiceAccountCache(ctx.storage)
         self._plugins: dict[str, tuple[Connection, DatabasePlugin]] = {}
         self._plugin_locks: dict[str, asyncio.Lock] = {}
         self.paths = [
@@ -60,22 +55,12 @@ class DatabaseBackend(Backend):
         ]
         self.secret_types = {secret_creds.SECRET_TYPE: secret_creds.secret_type(self)}
 
-    async def initialize(self) -> None:
-        try:
-            await self.service_accounts.load_config()
-        except Exception:
-            # a broken source config must not stop the mount: it can be fixed through the API
-            log.exception("loading the ServiceAccount source configuration failed")
-
     async def cleanup(self) -> None:
-        await self.service_accounts.stop()
+        await super().cleanup()
         for name in list(self._plugins):
             await self.close_plugin(name)
 
     # --- connections ---------------------------------------------------------------------------------------------
-
-    def storage(self, req: Request | None = None) -> BarrierView:
-        return req.storage if req is not None and req.storage is not None else self.ctx.storage
 
     def lock(self, name: str) -> asyncio.Lock:
         lk = self._plugin_locks.get(name)

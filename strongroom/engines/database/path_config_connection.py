@@ -6,7 +6,7 @@ import contextlib
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from strongroom.core.logical import InvalidRequest, NotFound, Operation, Request, Response
+from strongroom.core.logical import InvalidRequest, NotFound, Request, Response
 from strongroom.engines.database import password as passwords
 from strongroom.engines.database import username as usernames
 from strongroom.engines.database.entries import Connection, get_connection, parse_statements, put_connection
@@ -14,7 +14,7 @@ from strongroom.engines.database.plugins import PLUGIN_NAMES, PluginError, new_p
 from strongroom.engines.database.plugins.base import connection_secrets, scrub, scrubbed_error
 from strongroom.engines.database.plugins.postgres import redact_url
 from strongroom.framework import Field, FieldData, FieldType, Path
-from strongroom.framework.path import generic_name
+from strongroom.framework.path import collection_paths
 
 if TYPE_CHECKING:
     from strongroom.engines.database.backend import DatabaseBackend
@@ -117,26 +117,10 @@ def paths(b: DatabaseBackend) -> list[Path]:
     async def list_(req: Request, fd: FieldData) -> Response:
         return Response.list_keys(await b.storage(req).list_all("config/"))
 
-    return [
-        Path(
-            pattern=r"config/?",
-            fields={},
-            operations={Operation.LIST: list_},
-            summary="List the configured database connections.",
-        ),
-        Path(
-            pattern=rf"config/{generic_name('name')}",
-            fields=FIELDS,
-            operations={
-                Operation.CREATE: write,
-                Operation.UPDATE: write,
-                Operation.READ: read,
-                Operation.DELETE: delete,
-            },
-            existence_check=exists,
-            summary="Configure a database connection.",
-        ),
-    ]
+    return collection_paths(
+        "config", FIELDS, write=write, read=read, delete=delete, list_=list_, exists=exists,
+        summary="Configure a database connection.", list_summary="List the configured database connections.",
+    )  # fmt: skip
 
 
 def _kept(fd: FieldData, name: str, old: Any) -> Any:

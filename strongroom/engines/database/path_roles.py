@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from strongroom.core.logical import InvalidRequest, NotFound, Operation, Request, Response
+from strongroom.core.logical import InvalidRequest, NotFound, Request, Response
 from strongroom.engines.database.entries import Role, get_role, parse_statements, put_role
 from strongroom.framework import Field, FieldData, FieldType, Path
-from strongroom.framework.path import generic_name
+from strongroom.framework.path import collection_paths
 
 if TYPE_CHECKING:
     from strongroom.engines.database.backend import DatabaseBackend
@@ -81,18 +81,7 @@ def paths(b: DatabaseBackend) -> list[Path]:
     async def list_(req: Request, fd: FieldData) -> Response:
         return Response.list_keys(await b.storage(req).list_all("role/"))
 
-    return [
-        Path(pattern=r"roles/?", operations={Operation.LIST: list_}, summary="List the roles."),
-        Path(
-            pattern=rf"roles/{generic_name('name')}",
-            fields=FIELDS,
-            operations={
-                Operation.CREATE: write,
-                Operation.UPDATE: write,
-                Operation.READ: read,
-                Operation.DELETE: delete,
-            },
-            existence_check=exists,
-            summary="Manage the roles that generate database credentials.",
-        ),
-    ]
+    return collection_paths(
+        "roles", FIELDS, write=write, read=read, delete=delete, list_=list_, exists=exists,
+        summary="Manage the roles that generate database credentials.", list_summary="List the roles.",
+    )  # fmt: skip

@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
 from strongroom.core.logical import InvalidRequest, Operation, Request, Response
-from strongroom.engines.database.serviceaccounts import SourceConfig
+from strongroom.engines.database.serviceaccounts import ServiceAccountBackend, SourceConfig
 from strongroom.framework import Field, FieldData, FieldType, Path
-
-if TYPE_CHECKING:
-    from strongroom.engines.database.backend import DatabaseBackend
 
 _PREFIX = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 
@@ -31,7 +27,7 @@ FIELDS: dict[str, Field] = {
 }
 
 
-def paths(b: DatabaseBackend) -> list[Path]:
+def paths(b: ServiceAccountBackend) -> list[Path]:
     async def write(req: Request, fd: FieldData) -> Response | None:
         cfg = SourceConfig(**asdict(b.service_accounts.config))
         for name in (

@@ -29,6 +29,8 @@ from typing import Any
 
 from strongroom import backoff
 from strongroom.core.barrier import BarrierView
+from strongroom.core.logical import Request
+from strongroom.framework import Backend, BackendContext
 
 log = logging.getLogger(__name__)
 
@@ -300,3 +302,25 @@ def _service_accounts(doc: Any, path: str) -> list[dict[str, Any]]:
             "file": path,
         }
     ]
+
+
+class ServiceAccountBackend(Backend):
+    """A secrets engine whose dynamic roles read ServiceAccount annotations (``database``, ``aws``): it owns the
+    :class:`ServiceAccountCache` behind ``serviceaccounts/*`` and loads and stops it with the mount."""
+
+    def __init__(self, ctx: BackendContext) -> None:
+        super().__init__(ctx)
+        self.service_accounts = ServiceAccountCache(ctx.storage)
+
+    async def initialize(self) -> None:
+        try:
+            await self.service_accounts.load_config()
+        except Exception:
+            # a broken source config must not stop the mount: it can be fixed through the API
+            log.exception("loading the ServiceAccount source configuration failed")
+
+    async def cleanup(self) -> None:
+        await self.service_accounts.stop()
+
+    def storage(self, req: Request | None = None) -> BarrierView:
+        return req.storage if req is not None and req.storage is not None else self.ctx.storage

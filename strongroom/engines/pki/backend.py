@@ -140,6 +140,12 @@ class PKIBackend(Backend):
         async with self.store.view.lock(CRL_LOCK):
             return await self._rebuild_crl(issuer)
 
+    async def rebuild_crls(self) -> None:
+        """Rebuild the CRL of every issuer that holds a key here (the others have no CRL of ours)."""
+        for issuer in await self.store.issuers():
+            if issuer.key_id:
+                await self.rebuild_crl(issuer)
+
     async def _rebuild_crl(self, issuer: IssuerEntry) -> bytes:
         config = await self.store.config("crl", path_revoke.CRL_DEFAULTS)
         current = await self.store.view.get_json(f"crl/{issuer.id}") or {}

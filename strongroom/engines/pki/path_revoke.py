@@ -92,9 +92,7 @@ def paths(b: PKIBackend) -> list[Path]:
         return Response(raw_body=der, raw_content_type=CRL_DER_TYPE)
 
     async def rotate(req: Request, fd: FieldData) -> Response | None:
-        for issuer in await store.issuers():
-            if issuer.key_id:
-                await b.rebuild_crl(issuer)
+        await b.rebuild_crls()
         return Response(data={"success": True})
 
     async def read_crl_config(req: Request, fd: FieldData) -> Response | None:
@@ -114,9 +112,7 @@ def paths(b: PKIBackend) -> list[Path]:
         before = await store.config("crl", CRL_DEFAULTS)
         await store.put_config("crl", current)
         if (before["expiry"], before["disable"]) != (current["expiry"], current["disable"]):
-            for issuer in await store.issuers():
-                if issuer.key_id:
-                    await b.rebuild_crl(issuer)
+            await b.rebuild_crls()
         return Response(data=current)
 
     async def read_urls(req: Request, fd: FieldData) -> Response | None:
@@ -200,9 +196,7 @@ def paths(b: PKIBackend) -> list[Path]:
                     await store.view.delete(f"revoked/{key}")
                     removed_revoked += 1
             if removed_revoked:
-                for issuer in await store.issuers():
-                    if issuer.key_id:
-                        await b.rebuild_crl(issuer)
+                await b.rebuild_crls()
         status = {"state": "Finished", "error": None, "time_started": rfc3339(time.time()),
                   "time_finished": rfc3339(time.time()), "safety_buffer": buffer,
                   "tidy_cert_store": fd.get("tidy_cert_store"), "tidy_revoked_certs": fd.get("tidy_revoked_certs"),

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 ALGORITHMS = ("SHA1", "SHA256", "SHA512")
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+_HASHES: dict[str, type[hashes.SHA1 | hashes.SHA256 | hashes.SHA512]] = {
     "SHA1": hashes.SHA1,
     "SHA256": hashes.SHA256,
     "SHA512": hashes.SHA512,

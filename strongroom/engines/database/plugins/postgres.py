@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import random
 import re
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from strongroom import backoff
 from strongroom.engines.database.plugins.base import (
     DatabasePlugin,
     PluginError,
@@ -166,7 +166,7 @@ class PostgresPlugin(DatabasePlugin):
             except Exception as exc:
                 if attempt + 1 >= _ATTEMPTS or not _retryable(exc):
                     raise
-                await asyncio.sleep(0.01 * 2**attempt * (1 + random.random()))
+                await asyncio.sleep(backoff.delay(attempt, base=0.01, jitter=(1.0, 2.0)))
 
     # --- pool ----------------------------------------------------------------------------------------------------
 
