@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from dataclasses import asdict, replace
@@ -82,6 +83,7 @@ class Core:
         self.rekey: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
         self._table_lock = TxnLock()  # the mount tables: one writer at a time, until its request commits
+        self._unsubscribe: list[Any] = []  # the caches' change log subscriptions, while services run
         self.cluster_id = ""
         self.cluster_name = ""
         # the stores below exist only while unsealed
@@ -246,6 +248,7 @@ class Core:
         for store in (self.tokens, self.policies, self.identity, self.audit, self.transport):
             await store.load()
         await self._load_mounts()
+        self._subscribe_caches()
         await self.expiration.load()
         self.auto_snapshots = AutoSnapshots(self)
         await self.auto_snapshots.start()
@@ -262,7 +265,52 @@ class Core:
         self.generate_root = None
         self.rekey = None
 
+    def _subscribe_caches(self) -> None:
+        """Every cache above the barrier learns of changes from the storage's change log (``Barrier.sync``), whoever
+        made them: another worker of this node, another node, or this process."""
+        tokens, policies, identity = self.tokens, self.policies, self.identity
+
+        def token_changed(key: str | None) -> None:
+            if key is None:
+                tokens._cache.clear()
+            elif key.startswith("sys/token/id/"):
+                tokens._cache.pop(key[len("sys/token/id/") :], None)
+
+        subscribe = self.barrier.subscribe
+        self._unsubscribe = [
+            subscribe("sys/token/", token_changed),
+            subscribe("sys/policy/", lambda key: policies.invalidate()),
+            subscribe("sys/identity/", lambda key: identity._forget(None)),
+            subscribe(MOUNTS_PATH, lambda key: self._reconcile_mounts(False)),
+            subscribe(AUTH_PATH, lambda key: self._reconcile_mounts(True)),
+        ]
+
+    async def _reconcile_mounts(self, is_auth: bool) -> None:
+        """Make the router match the stored mount table (changed by another process, or by this one's commit)."""
+        # a request of this process that changed the table holds the lock until its own commit hooks have routed it
+        async with self._table_lock:
+            await self._reconcile_table(is_auth)
+
+    async def _reconcile_table(self, is_auth: bool) -> None:
+        raw = await self.barrier.get(AUTH_PATH if is_auth else MOUNTS_PATH)
+        stored = {e.route_path: e for e in (MountEntry(**d) for d in (orjson.loads(raw) if raw else []))}
+        for entry in self.router.entries(is_auth):
+            if stored.get(entry.route_path) != entry:
+                route = self.router.remove(entry.route_path)
+                if route is not None:
+                    with contextlib.suppress(Exception):
+                        await route.backend.cleanup()
+        for path, entry in stored.items():
+            if self.router.get(path) is None:
+                try:
+                    await self._start_backend(entry)
+                except Exception as exc:
+                    log.error("mount %s (%s) failed to start: %s", path, entry.type, type(exc).__name__)
+
     async def _stop_services(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         if self.auto_snapshots is not None:
             await self.auto_snapshots.stop()
             self.auto_snapshots = None

@@ -97,6 +97,8 @@ class Pipeline:
     async def _transact(self, inc: Incoming) -> Outcome:
         """Handle one request inside its request transaction (:mod:`strongroom.core.request_txn`): what it changes
         is committed only after its audit response entry is recorded, and discarded otherwise."""
+        # whatever any process committed before this request started is visible to it (change log, core/barrier.py)
+        await self.core.barrier.sync()
         txn, scope = request_txn.begin()
         try:
             try:
