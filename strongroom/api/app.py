@@ -48,6 +48,8 @@ class StrongroomApp:
         self.core = core
         self.max_body = max_body
         self.unauthenticated_metrics = unauthenticated_metrics  # the listener's telemetry stanza allows it
+        # added to every RSGI answer: a node's worker in dev mode names itself (X-Strongroom-Worker)
+        self.extra_headers: list[tuple[str, str]] = []
 
     # --- adapters -----------------------------------------------------------------------------------------------
 
@@ -80,9 +82,11 @@ class StrongroomApp:
             scope.method, scope.path, headers, scope.query_string, scope.client.rpartition(":")[0], body
         )
         if payload is None:
-            protocol.response_empty(status, [("cache-control", "no-store")])
+            protocol.response_empty(status, [("cache-control", "no-store"), *self.extra_headers])
         else:
-            protocol.response_bytes(status, [("content-type", ctype), ("cache-control", "no-store")], payload)
+            protocol.response_bytes(
+                status, [("content-type", ctype), ("cache-control", "no-store"), *self.extra_headers], payload
+            )
 
     # --- the request --------------------------------------------------------------------------------------------
 

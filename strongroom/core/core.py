@@ -84,6 +84,10 @@ class Core:
         self._lock = asyncio.Lock()
         self._table_lock = TxnLock()  # the mount tables: one writer at a time, until its request commits
         self._unsubscribe: list[Any] = []  # the caches' change log subscriptions, while services run
+        # a node's worker: told of every unseal (with the root key) and seal made through this process, to pass on
+        # to the node's other workers (strongroom/scaleout/)
+        self.seal_listener: Any = None
+        self.background_elected = True  # False on a node's workers that do not run background work
         self.cluster_id = ""
         self.cluster_name = ""
         # the stores below exist only while unsealed
@@ -169,6 +173,8 @@ class Core:
             self.unseal_progress = None
             root_key = await self.seal_impl.recover_root_key(parts)
             await self._post_unseal(root_key)
+            if self.seal_listener is not None:
+                self.seal_listener(root_key)
             if self.audit is not None:
                 try:
                     await self._record("unseal", {"shares_used": len(parts)})
@@ -179,6 +185,21 @@ class Core:
         async with self._lock:
             if not self.sealed:
                 await self._pre_seal()
+                if self.seal_listener is not None:
+                    self.seal_listener(None)
+
+    async def apply_node_seal_state(self, root_key: bytes | None) -> None:
+        """Follow another worker of this node: unseal with the root key it recovered, or seal (``None``)."""
+        async with self._lock:
+            if root_key is None:
+                if not self.sealed:
+                    await self._pre_seal()
+            elif self.sealed:
+                await self._post_unseal(root_key)
+
+    def node_root_key(self) -> bytes | None:
+        """For a newly started worker of this node: the root key while unsealed."""
+        return None if self.sealed or not self._root_key else self._root_key
 
     async def _post_unseal(self, root_key: bytes, *, initializing: bool = False) -> None:
         await self.barrier.unseal(root_key)
@@ -239,6 +260,7 @@ class Core:
             renew_fn=self._renew_lease,
             token_expired_fn=self._token_expired,
         )
+        self.expiration.elected = self.background_elected
         # the audit table and the transport keys guard requests: their writes never wait for a request's commit
         self.audit = AuditBroker(view("sys/audit/", direct=True), metrics=self.metrics)
         self.transport = TransportKeys(view("sys/transport/", direct=True))
@@ -283,6 +305,7 @@ class Core:
             subscribe("sys/identity/", lambda key: identity._forget(None)),
             subscribe(MOUNTS_PATH, lambda key: self._reconcile_mounts(False)),
             subscribe(AUTH_PATH, lambda key: self._reconcile_mounts(True)),
+            subscribe("sys/expire/", self.expiration.stored_change),
         ]
 
     async def _reconcile_mounts(self, is_auth: bool) -> None:
