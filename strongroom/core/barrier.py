@@ -242,6 +242,18 @@ class Barrier:
             self._remember(path, value)
         return value
 
+    async def get_guarded(self, path: str) -> bytes | None:
+        """Read ``path`` from storage itself (never the cache) for a decision that must be exact across processes
+        (a limited-use counter): inside a request, its commit then also checks that the value is unchanged."""
+        self._require()
+        txn = request_txn.current()
+        if txn is not None and path in txn.writes:
+            return txn.writes[path]
+        blob = await self.storage.get(path)
+        if txn is not None:
+            txn.checks.setdefault(path, blob)
+        return None if blob is None else self.decrypt(path, blob)
+
     @barrier_timed("put")
     async def put(self, path: str, value: bytes, *, direct: bool = False) -> None:
         txn = None if direct else request_txn.current()
@@ -302,14 +314,17 @@ class Barrier:
         return out[:limit] if limit else out
 
     @barrier_timed("transaction")
-    async def transaction(self, puts: dict[str, bytes | None], *, direct: bool = False) -> None:
-        """Apply puts (``None`` deletes) atomically."""
+    async def transaction(
+        self, puts: dict[str, bytes | None], *, direct: bool = False, checks: dict[str, bytes | None] | None = None
+    ) -> None:
+        """Apply puts (``None`` deletes) atomically; ``checks``: stored bytes each path must still hold."""
         txn = None if direct else request_txn.current()
         if txn is not None:
             self._require()
             txn.writes.update(puts)
             return
-        ops = [
+        ops = [TxnOp("check", path, blob) for path, blob in (checks or {}).items()]
+        ops += [
             TxnOp("delete", path) if value is None else TxnOp("put", path, self.encrypt(path, value))
             for path, value in puts.items()
         ]
@@ -376,6 +391,10 @@ class BarrierView:
 
     async def delete(self, key: str) -> None:
         await self._barrier.delete(self._key(key), direct=self._direct)
+
+    async def get_guarded_json(self, key: str) -> Any:
+        raw = await self._barrier.get_guarded(self._key(key))
+        return None if raw is None else orjson.loads(raw)
 
     def has_pending(self, key: str) -> bool:
         """Whether the current request has an uncommitted write of ``key`` (a cache in front must not answer)."""

@@ -344,7 +344,7 @@ class Pipeline:
         writes = txn.close_for_commit()
         try:
             if writes:
-                await self.core.barrier.transaction(writes, direct=True)
+                await self.core.barrier.transaction(writes, direct=True, checks=txn.checks)
         except Exception as exc:
             log.error("could not commit request %s: %s", inc.request_id, type(exc).__name__)
             await self._run_undo(txn.discard(), inc.request_id, inc.path, "commit failed")

@@ -126,7 +126,7 @@ class _Election:
 
     def _won(self) -> None:
         self.held = True
-        log.info("worker %s now runs background work", getattr(self.core, "worker", "?"))
+        log.info("worker %s (pid %d) now runs background work", getattr(self.core, "worker", "?"), os.getpid())
         self.changed()
 
     def changed(self) -> None:
