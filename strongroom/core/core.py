@@ -290,7 +290,7 @@ class Core:
     def _subscribe_caches(self) -> None:
         """Every cache above the barrier learns of changes from the storage's change log (``Barrier.sync``), whoever
         made them: another worker of this node, another node, or this process."""
-        tokens, policies, identity = self.tokens, self.policies, self.identity
+        tokens, policies, identity, audit = self.tokens, self.policies, self.identity, self.audit
 
         def token_changed(key: str | None) -> None:
             if key is None:
@@ -306,6 +306,7 @@ class Core:
             subscribe(MOUNTS_PATH, lambda key: self._reconcile_mounts(False)),
             subscribe(AUTH_PATH, lambda key: self._reconcile_mounts(True)),
             subscribe("sys/expire/", self.expiration.stored_change),
+            subscribe("sys/audit/table", lambda key: audit.reconcile()),
         ]
 
     async def _reconcile_mounts(self, is_auth: bool) -> None:

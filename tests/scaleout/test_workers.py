@@ -197,3 +197,39 @@ def test_the_worker_header_is_dev_mode_only(tmp_path: Path) -> None:
             assert "x-strongroom-worker" not in httpx.get(f"{server.addr}/v1/sys/seal-status").headers
     finally:
         server.stop()
+
+
+def test_an_audit_device_enabled_on_one_worker_records_every_worker_in_one_verifiable_chain(
+    node: NodeServer, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    import orjson
+
+    clients = list(clients_by_worker(node).values())
+    log = tmp_path / "audit.log"
+    enabled = clients[0].put("/v1/sys/audit/file", json={"type": "file", "options": {"file_path": str(log)}})
+    assert enabled.status_code == 204, enabled.text
+    workers = set()
+    for i in range(200):
+        resp = clients[i % WORKERS].post("/v1/secret/data/audited", json={"data": {"n": i}})
+        assert resp.status_code == 200
+        workers.add(worker_of(resp))
+    assert len(workers) == WORKERS
+    lines = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    writes = [e for e in lines if e.get("type") == "response" and e["request"]["path"] == "secret/data/audited"]
+    assert len(writes) == 200  # every worker audits from the first request after the device was enabled
+    assert [e["seq"] for e in lines] == list(range(1, len(lines) + 1))
+    result = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "audit", "verify", str(log)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert clients[1].delete("/v1/sys/audit/file").status_code == 204
+    size = log.stat().st_size
+    for client in clients:
+        assert client.get("/v1/secret/data/audited").status_code == 200
+    assert log.stat().st_size == size  # disabled on every worker
