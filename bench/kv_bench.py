@@ -7,6 +7,11 @@ ratio per workload, the server's peak memory, and writes everything as JSON.
 
     python bench/kv_bench.py --mode dev --duration 20 --out bench/results-dev.json
     python bench/kv_bench.py --mode config --duration 20 --out bench/results-config.json
+    python bench/kv_bench.py --mode config --workers 1,2 --duration 15   # a node of 1, then 2 worker processes
+
+With ``--workers`` each workload also reports the server's CPU time (supervisor and workers, from ``/proc``), the
+requests per server CPU-second, the load generator's own CPU time (it shares the machine), and each worker's memory;
+with several counts, the kvv2_read ratio against the first count and the per-core efficiency are printed at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -72,8 +78,42 @@ class Result:
         }
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def _loadgen_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Server:
-    def __init__(self, mode: str, workdir: Path) -> None:
+    def __init__(self, mode: str, workdir: Path, workers: int = 1) -> None:
+        self.workers = workers
         self.mode = mode
         self.workdir = workdir
         self.port = _free_port()
@@ -103,6 +143,8 @@ class Server:
                 'log_level = "warn"\n'
             )
             argv = [_strongroom(), "server", "--config", str(cfg)]
+        if self.workers > 1:
+            argv += ["--workers", str(self.workers)]
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         async with aiohttp.ClientSession() as s:
             deadline = time.monotonic() + 60
@@ -115,12 +157,29 @@ class Server:
                     if time.monotonic() > deadline:
                         raise
                     await asyncio.sleep(0.1)
+            while self.workers > 1 and f"node of {self.workers} workers started" not in (
+                self.workdir / "server.log"
+            ).read_text(errors="replace"):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the node's workers did not all start")
+                await asyncio.sleep(0.1)
             if self.mode == "config" and not status["initialized"]:
                 async with s.put(f"{self.addr}/v1/sys/init", json={"secret_shares": 1, "secret_threshold": 1}) as r:
                     init = await r.json()
                 self.token = init["root_token"]
                 async with s.put(f"{self.addr}/v1/sys/unseal", json={"key": init["keys"][0]}) as r:
                     assert (await r.json())["sealed"] is False
+
+    def pids(self) -> list[int]:
+        assert self.proc is not None
+        return [self.proc.pid, *_children(self.proc.pid)]
+
+    def cpu_seconds(self) -> float:
+        return sum(_cpu_seconds(pid) for pid in self.pids())
+
+    def worker_rss_mib(self) -> list[float]:
+        assert self.proc is not None
+        return [_rss_mib(pid) for pid in (_children(self.proc.pid) or [self.proc.pid])]
 
     def peak_rss_mib(self) -> float:
         assert self.proc is not None
@@ -138,9 +197,11 @@ class Server:
             self.proc.wait(timeout=20)
 
 
-async def run(mode: str, duration: float, concurrency: int, keys: int, out: str) -> dict[str, object]:
+async def run(
+    mode: str, duration: float, concurrency: int, keys: int, out: str, workers: int = 1
+) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix=f"strongroom-bench-{mode}-"))
-    server = Server(mode, workdir)
+    server = Server(mode, workdir, workers)
     await server.start()
     results: list[dict[str, object]] = []
     try:
@@ -179,14 +240,24 @@ async def run(mode: str, duration: float, concurrency: int, keys: int, out: str)
 
             workloads = (("kvv2_read", kvv2_read), ("kvv2_write", kvv2_write), ("token_lookup_self", token_lookup_self))
             for name, fn in workloads:
+                cpu_before, lg_before = server.cpu_seconds(), _loadgen_cpu()
                 stats = await drive(server.addr, {"X-Vault-Token": server.token}, fn, concurrency, duration)
-                results.append(Result(name, stats.latencies, stats.ok, stats.failed, stats.elapsed).summary())
+                cpu, lg_cpu = server.cpu_seconds() - cpu_before, _loadgen_cpu() - lg_before
+                summary = Result(name, stats.latencies, stats.ok, stats.failed, stats.elapsed).summary()
+                summary["server_cpu_s"] = round(cpu, 2)
+                summary["server_cores_used"] = round(cpu / stats.elapsed, 2) if stats.elapsed else 0.0
+                summary["requests_per_server_cpu_s"] = round((stats.ok + stats.failed) / cpu, 1) if cpu else 0.0
+                summary["loadgen_cpu_s"] = round(lg_cpu, 2)
+                results.append(summary)
             audit_lines = sum(1 for _ in open(audit_file, "rb"))
     finally:
+        worker_rss = server.worker_rss_mib()
         peak = server.peak_rss_mib()
         server.stop()
     report = {
         "mode": mode,
+        "workers": workers,
+        "worker_rss_mib": worker_rss,
         "duration_s": duration,
         "concurrency": concurrency,
         "seeded_keys": keys,
@@ -196,14 +267,21 @@ async def run(mode: str, duration: float, concurrency: int, keys: int, out: str)
         "cpus": os.cpu_count(),
         "workloads": results,
     }
-    print(f"\nStrongroom benchmark ({mode} server, {concurrency} clients, {duration:.0f} s per workload, audit on)")
-    print(f"{'workload':<20}{'req/s':>10}{'mean ms':>10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'success':>10}")
+    print(
+        f"\nStrongroom benchmark ({mode} server, {workers} worker(s), {concurrency} clients, {duration:.0f} s per "
+        "workload, audit on)"
+    )
+    print(
+        f"{'workload':<20}{'req/s':>10}{'mean ms':>10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'success':>10}"
+        f"{'srv cores':>10}{'req/cpu-s':>10}{'lg cpu s':>10}"
+    )
     for r in results:
         print(
             f"{r['workload']:<20}{r['requests_per_s']:>10}{r['mean_ms']:>10}{r['p50_ms']:>10}{r['p95_ms']:>10}"
-            f"{r['p99_ms']:>10}{r['success_ratio']:>10}"
+            f"{r['p99_ms']:>10}{r['success_ratio']:>10}{r['server_cores_used']:>10}"
+            f"{r['requests_per_server_cpu_s']:>10}{r['loadgen_cpu_s']:>10}"
         )
-    print(f"server peak memory: {peak} MiB; audit lines written: {audit_lines}")
+    print(f"server peak memory: {peak} MiB; per worker: {worker_rss} MiB; audit lines written: {audit_lines}")
     if out:
         Path(out).write_text(json.dumps(report, indent=2))
         print(f"wrote {out}")
@@ -218,13 +296,38 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--keys", type=int, default=1000)
     ap.add_argument("--out", default="", help="JSON output file (with --mode both: a prefix)")
+    ap.add_argument("--workers", default="1", help="worker processes per server; several (1,2) run one after another")
     args = ap.parse_args()
+    counts = [int(n) for n in args.workers.split(",") if n.strip()]
     modes = ("dev", "config") if args.mode == "both" else (args.mode,)
     for mode in modes:
-        out = args.out
-        if args.mode == "both" and out:
-            out = f"{out.removesuffix('.json')}-{mode}.json"
-        uvloop.run(run(mode, args.duration, args.concurrency, args.keys, out))
+        reports = []
+        for workers in counts:
+            out = args.out
+            if args.mode == "both" and out:
+                out = f"{out.removesuffix('.json')}-{mode}.json"
+            if len(counts) > 1 and out:
+                out = f"{out.removesuffix('.json')}-{workers}w.json"
+            reports.append(uvloop.run(run(mode, args.duration, args.concurrency, args.keys, out, workers)))
+        if len(reports) > 1:
+            _compare(reports)
+
+
+def _compare(reports: list[dict[str, object]]) -> None:
+    """kvv2_read and the others against the first worker count: throughput ratio and requests per server core."""
+    base = {r["workload"]: r for r in reports[0]["workloads"]}  # type: ignore[attr-defined]
+    print(f"\nagainst {reports[0]['workers']} worker(s), same run:")
+    for report in reports[1:]:
+        for r in report["workloads"]:  # type: ignore[attr-defined]
+            b = base[r["workload"]]
+            ratio = r["requests_per_s"] / b["requests_per_s"] if b["requests_per_s"] else 0.0
+            per_core = (
+                r["requests_per_server_cpu_s"] / b["requests_per_server_cpu_s"] if b["requests_per_server_cpu_s"] else 0
+            )
+            print(
+                f"  {report['workers']} workers {r['workload']:<18} throughput x{ratio:.2f}   "
+                f"requests per server CPU-second x{per_core:.2f}"
+            )
 
 
 if __name__ == "__main__":

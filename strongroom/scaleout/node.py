@@ -29,6 +29,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +103,7 @@ class Supervisor:
         self.sel = selectors.DefaultSelector()
         self.stopping = False
         self.announced = False
+        self.exit_code = 0
         self._claim_fd = -1
         self._sock: socket.socket | None = None
 
@@ -130,7 +132,7 @@ class Supervisor:
         finally:
             self._sock.close()
             os.close(self._claim_fd)
-        return 0
+        return self.exit_code
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -157,6 +159,9 @@ class Supervisor:
                     signal.signal(sig, signal.SIG_DFL)
                 os.close(self._claim_fd)  # the supervisor's descriptor keeps the claim; see the module docstring
                 self.worker_main(self.spec, index, self._sock, child_end)
+            except ConfigError as exc:
+                print(f"Error: {exc}", file=sys.stderr, flush=True)
+                code = 1
             except BaseException:  # noqa: BLE001 - a worker's failure is reported and ends only that worker
                 log.exception("worker %d failed", index)
                 code = 1
@@ -181,9 +186,15 @@ class Supervisor:
             for index, w in list(self.workers.items()):
                 if w.pid == pid:
                     self._drop(w)
-                    if not self.stopping:
-                        log.warning("worker %d (pid %d) exited; starting a new one", index, pid)
-                        self._spawn(index)
+                    if self.stopping:
+                        continue
+                    if not self.announced:  # a worker that cannot start would fail again: the node does not start
+                        log.error("worker %d (pid %d) exited before the node started; stopping", index, pid)
+                        self.stopping, self.exit_code = True, 1
+                        continue
+                    log.warning("worker %d (pid %d) exited; starting a new one", index, pid)
+                    time.sleep(0.2)  # a worker that dies at once must not make this a busy loop
+                    self._spawn(index)
 
     def _drop(self, w: _Worker) -> None:
         with contextlib.suppress(KeyError, ValueError):

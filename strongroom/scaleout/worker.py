@@ -32,7 +32,6 @@ def worker_main(spec: NodeSpec, index: int, sock: socket.socket, channel: socket
 
 async def _worker(spec: NodeSpec, index: int, sock: socket.socket, channel: socket.socket) -> None:
     from strongroom import server as server_mod
-
     from strongroom.audit import file as audit_file
 
     audit_file.NODE_SHARED = True  # the node's workers append to the same audit files, one chain per device
