@@ -211,15 +211,23 @@ def test_an_audit_device_enabled_on_one_worker_records_every_worker_in_one_verif
     log = tmp_path / "audit.log"
     enabled = clients[0].put("/v1/sys/audit/file", json={"type": "file", "options": {"file_path": str(log)}})
     assert enabled.status_code == 204, enabled.text
-    workers = set()
-    for i in range(200):
-        resp = clients[i % WORKERS].post("/v1/secret/data/audited", json={"data": {"n": i}})
-        assert resp.status_code == 200
-        workers.add(worker_of(resp))
-    assert len(workers) == WORKERS
+    workers: set[str] = set()
+    sent = 0
+
+    def write_through_every_worker() -> bool:
+        nonlocal sent
+        for client in clients_by_worker(node).values():
+            for _ in range(50):
+                resp = client.post("/v1/secret/data/audited", json={"data": {"n": sent}})
+                assert resp.status_code == 200
+                workers.add(worker_of(resp))
+                sent += 1
+        return len(workers) == WORKERS
+
+    wait_for(write_through_every_worker, timeout=60, interval=0, message="audited writes through every worker")
     lines = [orjson.loads(line) for line in log.read_bytes().splitlines()]
     writes = [e for e in lines if e.get("type") == "response" and e["request"]["path"] == "secret/data/audited"]
-    assert len(writes) == 200  # every worker audits from the first request after the device was enabled
+    assert len(writes) == sent  # every worker audits from the first request after the device was enabled
     assert [e["seq"] for e in lines] == list(range(1, len(lines) + 1))
     result = subprocess.run(
         [sys.executable, "-m", "strongroom.cli.main", "audit", "verify", str(log)],
