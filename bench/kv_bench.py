@@ -296,9 +296,16 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--keys", type=int, default=1000)
     ap.add_argument("--out", default="", help="JSON output file (with --mode both: a prefix)")
+    ap.add_argument("--ceiling", action="store_true", help="also measure bench/ceiling.py (fixed-answer RSGI app)")
     ap.add_argument("--workers", default="1", help="worker processes per server; several (1,2) run one after another")
     args = ap.parse_args()
     counts = [int(n) for n in args.workers.split(",") if n.strip()]
+    if args.ceiling:
+        for workers in counts:
+            ceiling = uvloop.run(run_ceiling(args.duration, args.concurrency, workers))
+            if args.out:
+                target = Path(f"{args.out.removesuffix('.json')}-ceiling-{workers}w.json")
+                target.write_text(json.dumps(ceiling, indent=2))
     modes = ("dev", "config") if args.mode == "both" else (args.mode,)
     for mode in modes:
         reports = []
@@ -311,6 +318,47 @@ def main() -> None:
             reports.append(uvloop.run(run(mode, args.duration, args.concurrency, args.keys, out, workers)))
         if len(reports) > 1:
             _compare(reports)
+
+
+async def run_ceiling(duration: float, concurrency: int, workers: int) -> dict[str, object]:
+    """The fixed-answer Granian RSGI app (``bench/ceiling.py``), driven like kvv2_read."""
+    port = _free_port()
+    addr = f"http://127.0.0.1:{port}"
+    granian = shutil.which("granian") or os.path.join(os.path.dirname(sys.executable), "granian")
+    argv = [granian, "--interface", "rsgi", "--loop", "uvloop", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--no-ws", "--log-level", "warning", "--working-dir",
+            str(Path(__file__).resolve().parent), "ceiling:app"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with aiohttp.ClientSession() as s:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    async with s.get(addr + "/") as r:
+                        await r.read()
+                        break
+                except aiohttp.ClientError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+
+        def cpu() -> float:
+            return sum(_cpu_seconds(pid) for pid in [proc.pid, *_children(proc.pid)])
+
+        before = cpu()
+        stats = await drive(addr, {}, lambda: ("GET", "/v1/secret/data/x", None), concurrency, duration)
+        used = cpu() - before
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    summary = Result("ceiling", stats.latencies, stats.ok, stats.failed, stats.elapsed).summary()
+    summary["server_cores_used"] = round(used / stats.elapsed, 2) if stats.elapsed else 0.0
+    summary["requests_per_server_cpu_s"] = round((stats.ok + stats.failed) / used, 1) if used else 0.0
+    print(
+        f"\nceiling (fixed-answer Granian RSGI app, {workers} worker(s)): {summary['requests_per_s']} req/s, "
+        f"{summary['server_cores_used']} cores, {summary['requests_per_server_cpu_s']} req per CPU-second"
+    )
+    return summary
 
 
 def _compare(reports: list[dict[str, object]]) -> None:
