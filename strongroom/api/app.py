@@ -163,7 +163,7 @@ class StrongroomApp:
             if key == "sys/step-down" and self.core.ha is not None:
                 await self.core.ha.step_down()  # stays unsealed as a standby; another node takes over
             else:
-                await self.core.seal()
+                await self.core.seal(node_wide=True)
         if outcome.body is None:
             return outcome.status, None, ""
         if isinstance(outcome.body, bytes):

@@ -181,11 +181,13 @@ class Core:
                 except Exception as exc:  # the server is unsealed either way; a refused request would be audited
                     log.error("audit: could not record the unseal: %s", type(exc).__name__)
 
-    async def seal(self) -> None:
+    async def seal(self, *, node_wide: bool = False) -> None:
+        """``node_wide``: an operator's seal (sys/seal), passed on to the node's other workers; a worker stopping
+        alone (shutdown) seals only itself."""
         async with self._lock:
             if not self.sealed:
                 await self._pre_seal()
-                if self.seal_listener is not None:
+                if node_wide and self.seal_listener is not None:
                     self.seal_listener(None)
 
     async def apply_node_seal_state(self, root_key: bytes | None) -> None:

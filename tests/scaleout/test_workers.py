@@ -241,3 +241,18 @@ def test_an_audit_device_enabled_on_one_worker_records_every_worker_in_one_verif
     for client in clients:
         assert client.get("/v1/secret/data/audited").status_code == 200
     assert log.stat().st_size == size  # disabled on every worker
+
+
+def test_one_worker_stopping_alone_leaves_the_node_unsealed_and_is_replaced(node: NodeServer) -> None:
+    assert node.proc is not None
+    supervisor = node.proc.pid
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    assert len(children) == WORKERS
+    os.kill(int(children[0]), signal.SIGTERM)  # its own shutdown seals only itself
+    wait_for(
+        lambda: children[0] not in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split(),
+        message="the worker to exit",
+    )
+    for client in clients_by_worker(node).values():  # the replacement included: it gets the root key from the node
+        wait_for(lambda c=client: not c.get("/v1/sys/seal-status").json()["sealed"], message="the worker unsealed")
+        assert client.get("/v1/secret/data/survivor").status_code == 200
