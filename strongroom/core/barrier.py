@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import inspect
+import logging
 import struct
 import time
 from collections import OrderedDict
@@ -31,6 +32,8 @@ from strongroom.core.logical import Sealed
 from strongroom.core.metrics import DETACHED, Metrics, barrier_timed
 from strongroom.core.request_txn import TxnLock
 from strongroom.storage.base import Storage, TxnOp
+
+log = logging.getLogger(__name__)
 
 KEYRING_PATH = "core/keyring"
 _VERSION = 1
@@ -181,20 +184,27 @@ class Barrier:
             if keys is not None and not keys:
                 return
             self._generation += 1
+            changed_keys: builtins.list[str | None] = [None] if keys is None else builtins.list(dict.fromkeys(keys))
+            # every cached value first: whatever a listener below does, nothing stale is served from this cache
             if keys is None:
                 self._cache.clear()
-                if self._root_key is not None:
-                    await self._load_keyring(self._root_key)
-                for _, listener in builtins.list(self._listeners):
-                    await _call(listener, None)
-                return
-            for key in dict.fromkeys(keys):
-                self._cache.pop(key, None)
-                if key == KEYRING_PATH and self._root_key is not None:
-                    await self._load_keyring(self._root_key)  # rotated elsewhere: learn the new term
+            else:
+                for key in changed_keys:
+                    self._cache.pop(key, None)  # type: ignore[arg-type]
+            if (keys is None or KEYRING_PATH in changed_keys) and self._root_key is not None:
+                try:
+                    await self._load_keyring(self._root_key)  # rotated or restored elsewhere: learn the new terms
+                except BarrierError:
+                    log.error("the stored keyring no longer opens with this process's root key; sealing")
+                    self.seal()
+                    raise
+            for key in changed_keys:
                 for prefix, listener in builtins.list(self._listeners):
-                    if key.startswith(prefix):
-                        await _call(listener, key)
+                    if key is None or key.startswith(prefix):
+                        try:
+                            await _call(listener, key)
+                        except Exception:  # one cache failing to follow must not stop the others from following
+                            log.exception("a cache could not follow a change of %s", key or "everything")
 
     async def report_position(self) -> None:
         """Tell the storage how far this process has read (so the log can be trimmed), even if it writes nothing."""
