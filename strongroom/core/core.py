@@ -276,6 +276,9 @@ class Core:
         await self.expiration.load()
         self.auto_snapshots = AutoSnapshots(self)
         await self.auto_snapshots.start()
+        self._unsubscribe.append(
+            self.barrier.subscribe(self.auto_snapshots.view.prefix, self.auto_snapshots.stored_change)
+        )
 
     async def _pre_seal(self) -> None:
         if self._ha_task is not None:
