@@ -23,6 +23,7 @@ _TOP_KEYS = {
     "cluster_name",
     "pid_file",
     "telemetry",
+    "workers",
 }
 _LISTENER_KEYS = {
     "address",
@@ -82,6 +83,7 @@ class ServerConfig:
     disable_mlock: bool = True
     log_level: str = "info"
     telemetry: Telemetry = field(default_factory=Telemetry)
+    workers: int = 1  # request processes of this node (strongroom/scaleout/); see the README for the default
 
 
 def _unquote(value: Any) -> Any:
@@ -190,6 +192,10 @@ def parse(text: str, *, filename: str = "config") -> ServerConfig:
     cfg.api_addr = str(doc.get("api_addr", ""))
     cfg.ui = _bool("ui", doc.get("ui", False))
     cfg.disable_mlock = _bool("disable_mlock", doc.get("disable_mlock", True))
+    workers = doc.get("workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
+        raise ConfigError(f"{filename}: workers must be a whole number from 1 to 256")
+    cfg.workers = workers
     level = str(doc.get("log_level", "info")).lower()
     if level not in _LOG_LEVELS:
         raise ConfigError(f"{filename}: log_level must be one of {', '.join(sorted(_LOG_LEVELS))}")

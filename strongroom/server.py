@@ -16,7 +16,7 @@ import signal
 import socket
 import ssl
 import tempfile
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,10 +168,22 @@ async def serve(core: Core, listener: Listener, *, on_ready: str = "") -> None:
         sock.close()
 
 
-async def _serve_on(core: Core, listener: Listener, sock: socket.socket, on_ready: str) -> None:
+async def _serve_on(
+    core: Core,
+    listener: Listener,
+    sock: socket.socket,
+    on_ready: str,
+    *,
+    announce: Callable[[], None] | None = None,
+    worker: int | None = None,
+) -> None:
+    """``announce`` replaces printing ``on_ready``; ``worker``: this process is that worker of a node (in dev mode
+    its answers say so in ``X-Strongroom-Worker``)."""
     app = StrongroomApp(
         core, max_body=listener.max_request_size, unauthenticated_metrics=listener.unauthenticated_metrics_access
     )
+    if worker is not None and core.dev:
+        app.extra_headers = [("x-strongroom-worker", str(worker))]
     server = _granian_server(app, listener, sock)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -179,7 +191,9 @@ async def _serve_on(core: Core, listener: Listener, sock: socket.socket, on_read
         loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(server.serve())
     await _wait_serving(sock, not listener.tls_disable, task)
-    if on_ready:
+    if announce is not None:
+        announce()
+    elif on_ready:
         print(on_ready, flush=True)
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -238,8 +252,21 @@ async def run_dev(opts: DevOptions) -> None:
     if await core.initialized():
         raise ConfigError(f"dev storage {path} is already initialized; dev mode needs a fresh file")
     secrets_ = await setup_dev(core, opts)
+    await serve(core, cfg.listeners[0], on_ready=dev_banner(cfg, secrets_, path))
+
+
+def dev_config(opts: DevOptions) -> ServerConfig:
+    path = opts.storage_path or os.path.join(tempfile.mkdtemp(prefix="strongroom-dev-"), "strongroom.db")
+    return ServerConfig(
+        storage_type="sqlite",
+        storage={"path": path},
+        listeners=[Listener(address=opts.listen_address, tls_disable=True)],
+    )
+
+
+def dev_banner(cfg: ServerConfig, secrets_: dict[str, str], path: str) -> str:
     host, port = cfg.listeners[0].host_port
-    banner = (
+    return (
         "WARNING! dev mode is enabled! In this mode, Strongroom runs entirely unsealed with a single unseal key.\n\n"
         f"    export VAULT_ADDR='http://{host}:{port}'\n\n"
         f"Unseal Key: {secrets_['unseal_key']}\n"
@@ -248,7 +275,6 @@ async def run_dev(opts: DevOptions) -> None:
         "Development mode should NOT be used in production installations!\n"
         f"==> Strongroom server started on http://{host}:{port}"
     )
-    await serve(core, cfg.listeners[0], on_ready=banner)
 
 
 async def run_config(cfg: ServerConfig) -> None:

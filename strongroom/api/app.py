@@ -48,6 +48,13 @@ class StrongroomApp:
         self.core = core
         self.max_body = max_body
         self.unauthenticated_metrics = unauthenticated_metrics  # the listener's telemetry stanza allows it
+        # added to every RSGI answer: a node's worker in dev mode names itself (X-Strongroom-Worker)
+        self.extra_headers: list[tuple[str, str]] = []
+        self._forwarder: Any = None  # an httpx client to the active node, on an HA standby
+
+    async def _forward(self, method: str, raw_path: str, query_string: str, headers: dict[str, str],
+                       body: bytes) -> Reply:
+        return await _forward_to_active(self, method, raw_path, query_string, headers, body)
 
     # --- adapters -----------------------------------------------------------------------------------------------
 
@@ -80,9 +87,11 @@ class StrongroomApp:
             scope.method, scope.path, headers, scope.query_string, scope.client.rpartition(":")[0], body
         )
         if payload is None:
-            protocol.response_empty(status, [("cache-control", "no-store")])
+            protocol.response_empty(status, [("cache-control", "no-store"), *self.extra_headers])
         else:
-            protocol.response_bytes(status, [("content-type", ctype), ("cache-control", "no-store")], payload)
+            protocol.response_bytes(
+                status, [("content-type", ctype), ("cache-control", "no-store"), *self.extra_headers], payload
+            )
 
     # --- the request --------------------------------------------------------------------------------------------
 
@@ -118,6 +127,11 @@ class StrongroomApp:
                 return status, None, ""
             return status, orjson.dumps(payload), "application/json"
 
+        core = self.core
+        if core.ha is not None and not core.serving and not core.sealed:
+            # an HA standby forwards to the active node (as Vault's request forwarding does) instead of refusing
+            return await self._forward(method, raw_path, query_string, headers, body)
+
         op = http.operation_for(method, query, headers)
         if op is Operation.READ and query.get("help", "").lower() in ("1", "true"):
             op = Operation.HELP  # Vault's path help: GET <path>?help=1
@@ -149,12 +163,39 @@ class StrongroomApp:
             if key == "sys/step-down" and self.core.ha is not None:
                 await self.core.ha.step_down()  # stays unsealed as a standby; another node takes over
             else:
-                await self.core.seal()
+                await self.core.seal(node_wide=True)
         if outcome.body is None:
             return outcome.status, None, ""
         if isinstance(outcome.body, bytes):
             return outcome.status, outcome.body, outcome.content_type
         return outcome.status, orjson.dumps(outcome.body), "application/json"
+
+
+_HOP_BY_HOP = frozenset({"host", "connection", "content-length", "transfer-encoding", "keep-alive", "upgrade"})
+_FORWARDED = "x-strongroom-forwarded"
+
+
+async def _forward_to_active(app: StrongroomApp, method: str, raw_path: str, query_string: str,
+                             headers: dict[str, str], body: bytes) -> Reply:
+    """Send the request as received to the active node's advertised address; answer with its reply. A request that
+    was already forwarded once is refused rather than sent on (two standbys must never bounce it between them)."""
+    import httpx
+
+    leader = app.core.ha.leader_address if app.core.ha is not None else ""
+    if not leader or _FORWARDED in headers:
+        raise LogicalError("this node is a standby and cannot serve requests", status=503)
+    if app._forwarder is None:
+        app._forwarder = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+    sent = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
+    sent[_FORWARDED] = "1"
+    url = leader.rstrip("/") + raw_path + (f"?{query_string}" if query_string else "")
+    try:
+        resp = await app._forwarder.request(method, url, headers=sent, content=body)
+    except httpx.HTTPError:
+        raise LogicalError("this node is a standby and the active node could not be reached", status=503) from None
+    if not resp.content:
+        return resp.status_code, None, ""
+    return resp.status_code, resp.content, resp.headers.get("content-type", "application/json")
 
 
 async def _lifespan(receive: http.Receive, send: http.Send) -> None:

@@ -12,6 +12,7 @@ on every entry), so a broken audit destination blocks requests instead of silent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -85,28 +86,44 @@ class AuditBroker:
         table = await self.view.get_json(_TABLE) or {}
         devices: dict[str, _Enabled] = {}
         for path, config in table.items():
-            key = await self.view.get(f"keys/{config['key_id']}")
-            if key is None:
-                log.error("audit device %s has no HMAC key in storage; it will refuse every entry", path)
-                key = b""
-            try:
-                device = DEVICE_TYPES[config["type"]](path, config["options"])
-            except (KeyError, DeviceConfigError):
-                log.error("audit device %s has an unusable stored configuration; it will refuse every entry", path)
-                device, key = Device(path, {}), b""
-            head = await self.view.get_json(f"heads/{config['key_id']}")
-            if isinstance(head, dict) and head.get("seq"):
-                device.chain.floor = (int(head["seq"]), str(head["hash"]))
-                self._saved[config["key_id"]] = head
-            enabled = devices[path] = _Enabled(config, device, key)
-            try:
-                await enabled.device.open()
-            except DeviceWriteError as e:
-                log.error("audit device %s could not be opened (%s); requests fail until it can", path, e.strerror)
+            devices[path] = await self._open_stored(path, config)
         self._devices = devices
         if self._saver is not None:
             self._saver.cancel()
         self._saver = asyncio.create_task(self._save_heads_forever())
+
+    async def reconcile(self) -> None:
+        """Follow the stored table after another worker of the node enabled or disabled a device (change log)."""
+        async with self._lock:
+            table = await self.view.get_json(_TABLE) or {}
+            for path in [p for p, e in self._devices.items() if table.get(p) != e.config]:
+                enabled = self._devices.pop(path)
+                with contextlib.suppress(Exception):
+                    await enabled.device.close()
+            for path, config in table.items():
+                if path not in self._devices:
+                    self._devices[path] = await self._open_stored(path, config)
+
+    async def _open_stored(self, path: str, config: dict[str, Any]) -> _Enabled:
+        key = await self.view.get(f"keys/{config['key_id']}")
+        if key is None:
+            log.error("audit device %s has no HMAC key in storage; it will refuse every entry", path)
+            key = b""
+        try:
+            device = DEVICE_TYPES[config["type"]](path, config["options"])
+        except (KeyError, DeviceConfigError):
+            log.error("audit device %s has an unusable stored configuration; it will refuse every entry", path)
+            device, key = Device(path, {}), b""
+        head = await self.view.get_json(f"heads/{config['key_id']}")
+        if isinstance(head, dict) and head.get("seq"):
+            device.chain.floor = (int(head["seq"]), str(head["hash"]))
+            self._saved[config["key_id"]] = head
+        enabled = _Enabled(config, device, key)
+        try:
+            await enabled.device.open()
+        except DeviceWriteError as e:
+            log.error("audit device %s could not be opened (%s); requests fail until it can", path, e.strerror)
+        return enabled
 
     async def stop(self) -> None:
         if self._saver is not None:

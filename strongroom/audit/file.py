@@ -11,12 +11,17 @@ Writes happen on the event loop without awaiting, under a thread lock, so two re
 open: a rotated or deleted file is reopened (the chain continues), and a path that can no longer be opened (replaced
 by a directory, parent removed, disk full, read-only) makes the write fail, so the broker fails closed.
 
+Several workers of one node write the same file with one chain (``NODE_SHARED``): each write takes an exclusive
+``flock`` on the file, and a worker that finds the file grown past its own last line resumes the chain from the file's
+tail before writing (the other workers' lines), so ``strongroom audit verify`` sees one unbroken chain.
+
 A torn last line (a crash or a full disk mid-write) is found whenever the file is opened: the chain continues from
 the last good line, and the first line written is a ``chain-resumed`` entry naming the torn seq (see ``device.py``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import stat
@@ -33,6 +38,8 @@ log = logging.getLogger(__name__)
 _FSYNC_MODES = ("interval", "always", "never")
 _FSYNC_INTERVAL = 1.0
 _TAIL_CHUNK = 8192
+# set by a node's worker (strongroom/scaleout/worker.py): other processes append to the same files
+NODE_SHARED = False
 
 
 class FileDevice(Device):
@@ -59,6 +66,7 @@ class FileDevice(Device):
         self._sync_running = False
         self._sync_error: OSError | None = None
         self._lock = threading.Lock()
+        self._end = -1  # the file's size after this process's last line (NODE_SHARED)
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -151,16 +159,25 @@ class FileDevice(Device):
             self._close_fd()
             raise DeviceWriteError(e.errno, f"cannot sync audit file {self.file_path}: {e.strerror}")
         self._ensure_open()
-        line = self.chain.line(entry)
+        shared = NODE_SHARED and self._regular
         try:
+            if shared:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)  # the node's workers take turns; the kernel drops it on death
+                self._catch_up()
+            line = self.chain.line(entry)
             if self.file_path == "stdout":
                 sys.stdout.write(line.decode() + "\n")
                 sys.stdout.flush()
             else:
                 _write_all(self._fd, line + b"\n")
+            if shared:
+                self._end = os.fstat(self._fd).st_size
         except OSError as e:
             self._close_fd()
             raise DeviceWriteError(e.errno, f"cannot write audit file {self.file_path}: {e.strerror}") from None
+        finally:
+            if shared and self._fd >= 0:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         self.chain.advance(line)
         if not self._regular or self.fsync == "never":
             return
@@ -177,6 +194,14 @@ class FileDevice(Device):
             self._sync_running = True
             # a duplicate descriptor, so a reopen on the loop never closes the one being synced
             threading.Thread(target=self._background_sync, args=(os.dup(self._fd),), daemon=True).start()
+
+    def _catch_up(self) -> None:
+        """Under the file lock: continue the chain after lines another worker of the node appended."""
+        size = os.fstat(self._fd).st_size
+        if size != self._end:
+            tail = _last_lines(self.file_path, size)
+            self.chain.resume([t.rstrip(b"\n") for t in tail])
+            self._end = size
 
     def _background_sync(self, fd: int) -> None:
         try:

@@ -30,6 +30,8 @@ def cli() -> None:
 @click.option("--config", "config_path", default="", help="Server configuration file (Vault's HCL format).")
 @click.option("--log-level", default="", help="trace, debug, info, warn or error.")
 @click.option("--check", is_flag=True, help="Validate --config FILE and exit; start nothing.")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Request processes of this node (overrides the configuration's workers).")
 def server(
     dev: bool,
     dev_listen_address: str,
@@ -38,6 +40,7 @@ def server(
     config_path: str,
     log_level: str,
     check: bool,
+    workers: int | None,
 ) -> None:
     """Run a Strongroom server."""
     from strongroom import config as config_mod
@@ -53,10 +56,20 @@ def server(
         elif dev:
             _logging(log_level or "info")
             opts = server_mod.DevOptions(dev_listen_address, dev_root_token_id, dev_storage)
+            if workers and workers > 1:
+                from strongroom.scaleout.node import NodeSpec, run_node
+
+                run_node(NodeSpec(server_mod.dev_config(opts), dev=opts, workers=workers))
             server_mod.run(server_mod.run_dev(opts))
         else:
             cfg = config_mod.load(config_path)
             _logging(log_level or cfg.log_level)
+            if workers:
+                cfg.workers = workers
+            if cfg.workers > 1:
+                from strongroom.scaleout.node import NodeSpec, run_node
+
+                run_node(NodeSpec(cfg, workers=cfg.workers))
             server_mod.run(server_mod.run_config(cfg))
     except config_mod.ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)

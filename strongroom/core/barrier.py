@@ -4,14 +4,23 @@ Layout of a stored value: ``0x01 | term (4 bytes, big endian) | nonce (12) | cip
 is the storage path, so a ciphertext copied to another path fails to open. The keyring (one key per term, the newest
 active) is itself stored encrypted by the root key at ``core/keyring``.
 The root key exists only in memory while unsealed.
+
+Cache coherence: every cache in a process (this barrier's value cache, and everything that subscribes with
+:meth:`Barrier.subscribe`: the router, policies and ACLs, tokens, identity) is invalidated from the storage's change
+log, read by :meth:`Barrier.sync` before each request. Several processes (a node's workers, HA nodes) therefore share
+one storage and never serve from a cache that another one's acknowledged write made stale.
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import inspect
+import logging
 import struct
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +33,15 @@ from strongroom.core.metrics import DETACHED, Metrics, barrier_timed
 from strongroom.core.request_txn import TxnLock
 from strongroom.storage.base import Storage, TxnOp
 
+log = logging.getLogger(__name__)
+
 KEYRING_PATH = "core/keyring"
 _VERSION = 1
 _HEADER = struct.Struct(">BI")
 _CACHE_SIZE = 8192
+
+# called with each changed storage path, or ``None`` when everything may have changed
+ChangeListener = Callable[[str | None], Awaitable[None] | None]
 
 
 class BarrierError(Exception):
@@ -51,6 +65,10 @@ class Barrier:
         self._root_key: bytes | None = None
         # Decrypted values of recently used entries. Lives only while unsealed; cleared on seal.
         self._cache: OrderedDict[str, bytes | None] = OrderedDict()
+        self._log_seq = 0  # how far this process has applied the storage's change log
+        self._generation = 0  # bumped by every sync that invalidated something: a read racing it must not cache
+        self._listeners: builtins.list[tuple[str, ChangeListener]] = []
+        self._sync_lock = asyncio.Lock()
 
     @property
     def sealed(self) -> bool:
@@ -63,10 +81,15 @@ class Barrier:
         if await self.storage.get(KEYRING_PATH) is not None:
             raise BarrierError("barrier already initialized")
         term = _Term(1, crypto.Cipher(key := crypto.new_key()), key, time.time())
+        await self._start_log()
         self._install(root_key, {1: term}, term)
         await self._persist_keyring()
 
     async def unseal(self, root_key: bytes) -> None:
+        await self._start_log()
+        await self._load_keyring(root_key)
+
+    async def _load_keyring(self, root_key: bytes) -> None:
         blob = await self.storage.get(KEYRING_PATH)
         if blob is None:
             raise BarrierError("barrier not initialized")
@@ -127,6 +150,68 @@ class Barrier:
             "encryptions": 0,
         }
 
+    # --- coherence: the storage's change log ---------------------------------------------------------------------
+
+    async def _start_log(self) -> None:
+        # nothing is cached yet: everything loaded from here on is at least as new as the log's head
+        head = getattr(self.storage, "change_head", None)
+        if head is not None:
+            self._log_seq = await head()
+
+    def subscribe(self, prefix: str, listener: ChangeListener) -> Callable[[], None]:
+        """Call ``listener`` for every changed path under ``prefix`` (and with ``None`` when everything may have
+        changed); returns the unsubscribe function."""
+        item = (prefix, listener)
+        self._listeners.append(item)
+
+        def unsubscribe() -> None:
+            if item in self._listeners:
+                self._listeners.remove(item)
+
+        return unsubscribe
+
+    async def sync(self) -> None:
+        """Apply every change committed to storage since the last call, by any process: before serving a request.
+
+        Costs one cheap check (SQLite ``PRAGMA data_version``, PostgreSQL ``NOTIFY``) when nothing changed."""
+        changed = getattr(self.storage, "changed", None)
+        if changed is None or self._active is None:
+            return
+        async with self._sync_lock:
+            if not await changed():
+                return
+            self._log_seq, keys = await self.storage.changes_since(self._log_seq)  # type: ignore[attr-defined]
+            if keys is not None and not keys:
+                return
+            self._generation += 1
+            changed_keys: builtins.list[str | None] = [None] if keys is None else builtins.list(dict.fromkeys(keys))
+            # every cached value first: whatever a listener below does, nothing stale is served from this cache
+            if keys is None:
+                self._cache.clear()
+            else:
+                for key in changed_keys:
+                    self._cache.pop(key, None)  # type: ignore[arg-type]
+            if (keys is None or KEYRING_PATH in changed_keys) and self._root_key is not None:
+                try:
+                    await self._load_keyring(self._root_key)  # rotated or restored elsewhere: learn the new terms
+                except BarrierError:
+                    log.error("the stored keyring no longer opens with this process's root key; sealing")
+                    self.seal()
+                    raise
+            for key in changed_keys:
+                for prefix, listener in builtins.list(self._listeners):
+                    if key is None or key.startswith(prefix):
+                        try:
+                            await _call(listener, key)
+                        except Exception:  # one cache failing to follow must not stop the others from following
+                            log.exception("a cache could not follow a change of %s", key or "everything")
+
+    async def report_position(self) -> None:
+        """Tell the storage how far this process has read (so the log can be trimmed), even if it writes nothing."""
+        report = getattr(self.storage, "report_position", None)
+        if report is not None:
+            await report()
+
     def _require(self) -> _Term:
         if self._active is None:
             raise Sealed()
@@ -160,10 +245,24 @@ class Barrier:
         if path in cache:
             cache.move_to_end(path)
             return cache[path]
+        generation = self._generation
         blob = await self.storage.get(path)
         value = None if blob is None else self.decrypt(path, blob)
-        self._remember(path, value)
+        if generation == self._generation:
+            self._remember(path, value)
         return value
+
+    async def get_guarded(self, path: str) -> bytes | None:
+        """Read ``path`` from storage itself (never the cache) for a decision that must be exact across processes
+        (a limited-use counter): inside a request, its commit then also checks that the value is unchanged."""
+        self._require()
+        txn = request_txn.current()
+        if txn is not None and path in txn.writes:
+            return txn.writes[path]
+        blob = await self.storage.get(path)
+        if txn is not None:
+            txn.checks.setdefault(path, blob)
+        return None if blob is None else self.decrypt(path, blob)
 
     @barrier_timed("put")
     async def put(self, path: str, value: bytes, *, direct: bool = False) -> None:
@@ -172,8 +271,9 @@ class Barrier:
             self._require()
             txn.writes[path] = value
             return
+        generation = self._generation
         await self.storage.put(path, self.encrypt(path, value))
-        self._remember(path, value)
+        self._remember_written(generation, path, value)
 
     @barrier_timed("delete")
     async def delete(self, path: str, *, direct: bool = False) -> None:
@@ -182,8 +282,9 @@ class Barrier:
         if txn is not None:
             txn.writes[path] = None
             return
+        generation = self._generation
         await self.storage.delete(path)
-        self._remember(path, None)
+        self._remember_written(generation, path, None)
 
     @barrier_timed("list")
     async def list(self, prefix: str, after: str = "", limit: int = 0) -> builtins.list[str]:
@@ -223,17 +324,21 @@ class Barrier:
         return out[:limit] if limit else out
 
     @barrier_timed("transaction")
-    async def transaction(self, puts: dict[str, bytes | None], *, direct: bool = False) -> None:
-        """Apply puts (``None`` deletes) atomically."""
+    async def transaction(
+        self, puts: dict[str, bytes | None], *, direct: bool = False, checks: dict[str, bytes | None] | None = None
+    ) -> None:
+        """Apply puts (``None`` deletes) atomically; ``checks``: stored bytes each path must still hold."""
         txn = None if direct else request_txn.current()
         if txn is not None:
             self._require()
             txn.writes.update(puts)
             return
-        ops = [
+        ops = [TxnOp("check", path, blob) for path, blob in (checks or {}).items()]
+        ops += [
             TxnOp("delete", path) if value is None else TxnOp("put", path, self.encrypt(path, value))
             for path, value in puts.items()
         ]
+        generation = self._generation
         try:
             await self.storage.transaction(ops)
         except BaseException:
@@ -241,7 +346,15 @@ class Barrier:
                 self._cache.pop(path, None)
             raise
         for path, value in puts.items():
+            self._remember_written(generation, path, value)
+
+    def _remember_written(self, generation: int, path: str, value: bytes | None) -> None:
+        # a sync while the write was in flight may already have applied a later write of the same path by another
+        # process: then the value just written is not known to be current
+        if generation == self._generation:
             self._remember(path, value)
+        else:
+            self._cache.pop(path, None)
 
     def _remember(self, path: str, value: bytes | None) -> None:
         if self._active is None:
@@ -256,6 +369,12 @@ class Barrier:
         """``direct``: writes skip the request transaction (machinery that records or guards requests, never a
         client's change; see :mod:`strongroom.core.request_txn`)."""
         return BarrierView(self, prefix, direct=direct)
+
+
+async def _call(listener: ChangeListener, key: str | None) -> None:
+    result = listener(key)
+    if inspect.isawaitable(result):
+        await result
 
 
 class BarrierView:
@@ -282,6 +401,10 @@ class BarrierView:
 
     async def delete(self, key: str) -> None:
         await self._barrier.delete(self._key(key), direct=self._direct)
+
+    async def get_guarded_json(self, key: str) -> Any:
+        raw = await self._barrier.get_guarded(self._key(key))
+        return None if raw is None else orjson.loads(raw)
 
     def has_pending(self, key: str) -> bool:
         """Whether the current request has an uncommitted write of ``key`` (a cache in front must not answer)."""

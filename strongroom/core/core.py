@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from dataclasses import asdict, replace
@@ -82,6 +83,11 @@ class Core:
         self.rekey: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
         self._table_lock = TxnLock()  # the mount tables: one writer at a time, until its request commits
+        self._unsubscribe: list[Any] = []  # the caches' change log subscriptions, while services run
+        # a node's worker: told of every unseal (with the root key) and seal made through this process, to pass on
+        # to the node's other workers (strongroom/scaleout/)
+        self.seal_listener: Any = None
+        self.background_elected = True  # False on a node's workers that do not run background work
         self.cluster_id = ""
         self.cluster_name = ""
         # the stores below exist only while unsealed
@@ -167,16 +173,35 @@ class Core:
             self.unseal_progress = None
             root_key = await self.seal_impl.recover_root_key(parts)
             await self._post_unseal(root_key)
+            if self.seal_listener is not None:
+                self.seal_listener(root_key)
             if self.audit is not None:
                 try:
                     await self._record("unseal", {"shares_used": len(parts)})
                 except Exception as exc:  # the server is unsealed either way; a refused request would be audited
                     log.error("audit: could not record the unseal: %s", type(exc).__name__)
 
-    async def seal(self) -> None:
+    async def seal(self, *, node_wide: bool = False) -> None:
+        """``node_wide``: an operator's seal (sys/seal), passed on to the node's other workers; a worker stopping
+        alone (shutdown) seals only itself."""
         async with self._lock:
             if not self.sealed:
                 await self._pre_seal()
+                if node_wide and self.seal_listener is not None:
+                    self.seal_listener(None)
+
+    async def apply_node_seal_state(self, root_key: bytes | None) -> None:
+        """Follow another worker of this node: unseal with the root key it recovered, or seal (``None``)."""
+        async with self._lock:
+            if root_key is None:
+                if not self.sealed:
+                    await self._pre_seal()
+            elif self.sealed:
+                await self._post_unseal(root_key)
+
+    def node_root_key(self) -> bytes | None:
+        """For a newly started worker of this node: the root key while unsealed."""
+        return None if self.sealed or not self._root_key else self._root_key
 
     async def _post_unseal(self, root_key: bytes, *, initializing: bool = False) -> None:
         await self.barrier.unseal(root_key)
@@ -237,6 +262,7 @@ class Core:
             renew_fn=self._renew_lease,
             token_expired_fn=self._token_expired,
         )
+        self.expiration.elected = self.background_elected
         # the audit table and the transport keys guard requests: their writes never wait for a request's commit
         self.audit = AuditBroker(view("sys/audit/", direct=True), metrics=self.metrics)
         self.transport = TransportKeys(view("sys/transport/", direct=True))
@@ -246,9 +272,13 @@ class Core:
         for store in (self.tokens, self.policies, self.identity, self.audit, self.transport):
             await store.load()
         await self._load_mounts()
+        self._subscribe_caches()
         await self.expiration.load()
         self.auto_snapshots = AutoSnapshots(self)
         await self.auto_snapshots.start()
+        self._unsubscribe.append(
+            self.barrier.subscribe(self.auto_snapshots.view.prefix, self.auto_snapshots.stored_change)
+        )
 
     async def _pre_seal(self) -> None:
         if self._ha_task is not None:
@@ -262,7 +292,54 @@ class Core:
         self.generate_root = None
         self.rekey = None
 
+    def _subscribe_caches(self) -> None:
+        """Every cache above the barrier learns of changes from the storage's change log (``Barrier.sync``), whoever
+        made them: another worker of this node, another node, or this process."""
+        tokens, policies, identity, audit = self.tokens, self.policies, self.identity, self.audit
+
+        def token_changed(key: str | None) -> None:
+            if key is None:
+                tokens._cache.clear()
+            elif key.startswith("sys/token/id/"):
+                tokens._cache.pop(key[len("sys/token/id/") :], None)
+
+        subscribe = self.barrier.subscribe
+        self._unsubscribe = [
+            subscribe("sys/token/", token_changed),
+            subscribe("sys/policy/", lambda key: policies.invalidate()),
+            subscribe("sys/identity/", lambda key: identity._forget(None)),
+            subscribe(MOUNTS_PATH, lambda key: self._reconcile_mounts(False)),
+            subscribe(AUTH_PATH, lambda key: self._reconcile_mounts(True)),
+            subscribe("sys/expire/", self.expiration.stored_change),
+            subscribe("sys/audit/table", lambda key: audit.reconcile()),
+        ]
+
+    async def _reconcile_mounts(self, is_auth: bool) -> None:
+        """Make the router match the stored mount table (changed by another process, or by this one's commit)."""
+        # a request of this process that changed the table holds the lock until its own commit hooks have routed it
+        async with self._table_lock:
+            await self._reconcile_table(is_auth)
+
+    async def _reconcile_table(self, is_auth: bool) -> None:
+        raw = await self.barrier.get(AUTH_PATH if is_auth else MOUNTS_PATH)
+        stored = {e.route_path: e for e in (MountEntry(**d) for d in (orjson.loads(raw) if raw else []))}
+        for entry in self.router.entries(is_auth):
+            if stored.get(entry.route_path) != entry:
+                route = self.router.remove(entry.route_path)
+                if route is not None:
+                    with contextlib.suppress(Exception):
+                        await route.backend.cleanup()
+        for path, entry in stored.items():
+            if self.router.get(path) is None:
+                try:
+                    await self._start_backend(entry)
+                except Exception as exc:
+                    log.error("mount %s (%s) failed to start: %s", path, entry.type, type(exc).__name__)
+
     async def _stop_services(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         if self.auto_snapshots is not None:
             await self.auto_snapshots.stop()
             self.auto_snapshots = None

@@ -238,6 +238,9 @@ class ExpirationManager:
         self._sem = asyncio.Semaphore(workers)
         self._runner: asyncio.Task[None] | None = None
         self._restorer: asyncio.Task[None] | None = None
+        # of a node's workers only the elected one expires anything; the others keep no schedule they act on
+        # (strongroom/scaleout/worker.py). It learns of other workers' leases from the change log (stored_change).
+        self.elected = True
         self._jobs: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.restored = asyncio.Event()
@@ -713,11 +716,38 @@ class ExpirationManager:
             self._heap = [(due, next(self._seq), key) for key, due in self._scheduled.items()]
             heapq.heapify(self._heap)
 
+    def set_elected(self, elected: bool) -> None:
+        """Become (or stop being) the worker that runs the schedule; a new one first restores it from storage."""
+        self.elected = elected
+        if elected and self._runner is not None and (self._restorer is None or self._restorer.done()):
+            self._restorer = asyncio.create_task(self._restore(), name="expiration-restore")
+        self._wake.set()
+
+    async def stored_change(self, key: str | None) -> None:
+        """A lease or token expiry stored by any worker (change log): the elected worker schedules it."""
+        if not self.elected or self._runner is None:
+            return
+        if key is None:
+            if self._restorer is None or self._restorer.done():
+                self._restorer = asyncio.create_task(self._restore(), name="expiration-restore")
+            return
+        rel = key[len(self.view.prefix) :]
+        if rel.startswith(_LEASES):
+            lease_id = rel[len(_LEASES) :]
+            entry = await self.get(lease_id)
+            if entry is not None and _lease_key(lease_id) not in self._running:
+                self._push(_lease_key(lease_id), entry.expire_time)
+        elif rel.startswith(_TOKEN_EXPIRY):
+            token_hash = rel[len(_TOKEN_EXPIRY) :]
+            rec = await self.view.get_json(_TOKEN_EXPIRY + token_hash)
+            if rec is not None and _token_key(token_hash) not in self._running:
+                self._push(_token_key(token_hash), float(rec["expire_time"]))
+
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
             now = self._now()
-            while self._heap and self._heap[0][0] <= now:
+            while self.elected and self._heap and self._heap[0][0] <= now:
                 due, _, key = heapq.heappop(self._heap)
                 if self._scheduled.get(key) != due:
                     continue  # superseded by a later schedule() or removed

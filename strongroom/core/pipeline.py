@@ -97,6 +97,8 @@ class Pipeline:
     async def _transact(self, inc: Incoming) -> Outcome:
         """Handle one request inside its request transaction (:mod:`strongroom.core.request_txn`): what it changes
         is committed only after its audit response entry is recorded, and discarded otherwise."""
+        # whatever any process committed before this request started is visible to it (change log, core/barrier.py)
+        await self.core.barrier.sync()
         txn, scope = request_txn.begin()
         try:
             try:
@@ -342,7 +344,7 @@ class Pipeline:
         writes = txn.close_for_commit()
         try:
             if writes:
-                await self.core.barrier.transaction(writes, direct=True)
+                await self.core.barrier.transaction(writes, direct=True, checks=txn.checks)
         except Exception as exc:
             log.error("could not commit request %s: %s", inc.request_id, type(exc).__name__)
             await self._run_undo(txn.discard(), inc.request_id, inc.path, "commit failed")

@@ -41,10 +41,13 @@ _current: contextvars.ContextVar[RequestTxn | None] = contextvars.ContextVar("st
 class RequestTxn:
     """One request's pending writes (storage path → plaintext, ``None`` deletes), hooks and held locks."""
 
-    __slots__ = ("writes", "open", "response_recorded", "_task", "_hooks", "_undo", "_locks")
+    __slots__ = ("writes", "checks", "open", "response_recorded", "_task", "_hooks", "_undo", "_locks")
 
     def __init__(self) -> None:
         self.writes: dict[str, bytes | None] = {}
+        # storage path -> the stored bytes a decision was based on (``Barrier.get_guarded``): the commit holds only
+        # if each is still what is stored, so counters are exact across processes sharing the storage
+        self.checks: dict[str, bytes | None] = {}
         self.open = True
         # set once the audit response entry is on record: from then on an error answer still commits what is left
         self.response_recorded = False

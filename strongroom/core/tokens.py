@@ -377,7 +377,9 @@ class TokenStore:
             return False
         # held until this request commits or is discarded: the next user of the token counts from the outcome
         async with self.view.lock(f"id/{entry.hash}"):
-            current = await self._entry(entry.hash)
+            # from storage, and checked again at commit: another worker of the node may be counting the same token
+            raw = await self.view.get_guarded_json(f"id/{entry.hash}")
+            current = None if raw is None else TokenEntry(**raw)
             if current is None or current.num_uses < 0:
                 raise PermissionDenied()  # another request spent the last use while this one was on its way
             left = current.num_uses - 1

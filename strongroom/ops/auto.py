@@ -87,6 +87,19 @@ class AutoSnapshots:
         status.next_snapshot_start = time.time() + int(cfg["interval"])
         self._tasks[name] = asyncio.create_task(self._run(name, cfg), name=f"snapshot-auto {name}")
 
+    async def stored_change(self, key: str | None) -> None:
+        """A configuration stored by any worker of the node (change log): follow it, so the elected one runs it."""
+        if key is None:
+            await self.stop()
+            await self.start()
+            return
+        name = key[len(self.view.prefix) :]
+        cfg = await self.view.get_json(name)
+        if cfg is None:
+            self.unschedule(name, forget=True)
+        else:
+            self.schedule(name, cfg)
+
     def unschedule(self, name: str, *, forget: bool = False) -> None:
         task = self._tasks.pop(name, None)
         if task is not None:
@@ -106,7 +119,9 @@ class AutoSnapshots:
         interval = int(cfg["interval"])
         while True:
             await asyncio.sleep(max(0.0, status.next_snapshot_start - time.time()))
-            await self.take(name, cfg)
+            # of a node's workers, only the one elected for background work takes them (strongroom/scaleout/)
+            if getattr(self.core, "background_elected", True):
+                await self.take(name, cfg)
             status.next_snapshot_start = time.time() + interval
 
     async def take(self, name: str, cfg: dict[str, Any]) -> None:

@@ -295,7 +295,7 @@ async def restore(core: Core, data: bytes, *, force: bool) -> dict[str, Any]:
     async def install() -> None:
         # sealed first: no request can encrypt anything under the old keyring any more, and every write already
         # queued reaches storage before the replacement (the backends order it after them)
-        await core.seal()
+        await core.seal(node_wide=True)  # every worker of the node: none may serve from the replaced state
         store: WholeStore = core.storage  # type: ignore[assignment]
         await store.replace_all(entries)
         log.warning("storage replaced by a snapshot of %d entries; the node is sealed", len(entries))

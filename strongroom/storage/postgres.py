@@ -7,6 +7,12 @@ Concurrency: a small pool of connections; PostgreSQL itself groups concurrent co
 is no group-commit queue here. Every write transaction first takes transaction-scoped advisory locks on the keys it
 touches (sorted, so writers never deadlock). That is what makes a ``check`` that a key is *absent* hold until commit:
 ``SELECT ... FOR UPDATE`` can only lock rows that exist.
+
+Change log: every write also appends ``(seq, key)`` to ``<table>_changes`` in the same transaction and sends a
+``NOTIFY`` (delivered at commit) on a channel named after the table. Sequence numbers are handed out under one more
+transaction-scoped advisory lock taken just before the insert, so they become visible in commit order and a reader
+that has read up to ``seq`` never later finds a smaller one. A dedicated ``LISTEN`` connection makes the "anything
+changed?" check before each request free; without it (lost connection) every check reads the log.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import asyncio
 import builtins
 import contextlib
 import hashlib
+import os
 import re
+import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -29,6 +38,11 @@ from strongroom.storage.base import CheckAndSetError, TxnOp, seek_children
 
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?")
 _T = TypeVar("_T")
+ALL_KEYS = ""  # the change log key meaning "everything may have changed" (a restore)
+_LOG_LOCK = 0x7FFFFFFF  # second half of the advisory lock that orders change log sequence numbers
+_PAGE = 5000
+_READER_LEASE = 60.0
+_REPORT_EVERY = 2.0
 
 
 def _lock_id(namespace: bytes, key: str) -> int:
@@ -71,6 +85,48 @@ class PostgresStorage:
             sql.SQL("DELETE FROM {}").format(ident),
             sql.SQL("COPY {} (key, value) FROM STDIN").format(ident),
         )
+        changes = table + "_changes"
+        readers = table + "_readers"
+        if len(changes.split(".")[-1]) > 63 or len(readers.split(".")[-1]) > 63:
+            raise ConfigError(f"invalid PostgreSQL table name {table!r}: too long for its change log table")
+        self._log_ident = sql.Identifier(*changes.split("."))
+        self._readers_ident = sql.Identifier(*readers.split("."))
+        self._channel = "strongroom_" + hashlib.blake2b(table.encode(), digest_size=8).hexdigest()
+        self._sql_create_log = (
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} (seq BIGINT PRIMARY KEY, key TEXT NOT NULL)").format(
+                self._log_ident
+            ),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (reader TEXT PRIMARY KEY, seq BIGINT NOT NULL, seen DOUBLE PRECISION)"
+            ).format(self._readers_ident),
+        )
+        self._sql_log = sql.SQL(
+            "INSERT INTO {} (seq, key) SELECT b.base + k.n, k.key FROM "
+            "(SELECT GREATEST(COALESCE(MAX(seq), 0), COALESCE((SELECT seq FROM {} WHERE reader = '~trimmed'), 0)) "
+            "AS base FROM {}) b, unnest(%s::text[]) WITH ORDINALITY AS k(key, n)"
+        ).format(self._log_ident, self._readers_ident, self._log_ident)
+        self._sql_changes = sql.SQL("SELECT seq, key FROM {} WHERE seq > %s ORDER BY seq LIMIT %s").format(
+            self._log_ident
+        )
+        self._sql_trimmed = sql.SQL("SELECT seq FROM {} WHERE reader = '~trimmed'").format(self._readers_ident)
+        self._sql_head = sql.SQL("SELECT COALESCE(MAX(seq), 0) FROM {}").format(self._log_ident)
+        self._sql_report = sql.SQL(
+            "INSERT INTO {} (reader, seq, seen) VALUES (%s, %s, extract(epoch from now())) "
+            "ON CONFLICT (reader) DO UPDATE SET seq = EXCLUDED.seq, seen = EXCLUDED.seen"
+        ).format(self._readers_ident)
+        self._sql_trim = (
+            sql.SQL("DELETE FROM {} WHERE reader <> '~trimmed' AND seen < extract(epoch from now()) - %s").format(
+                self._readers_ident
+            ),
+            sql.SQL("SELECT MIN(seq) FROM {} WHERE reader <> '~trimmed'").format(self._readers_ident),
+            sql.SQL("DELETE FROM {} WHERE seq <= %s").format(self._log_ident),
+        )
+        self._reader_id = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._read_seq = 0
+        self._reported = (-1, 0.0)
+        self._listen_task: asyncio.Task[None] | None = None
+        self._listening = False
+        self._notified = True
         self._idle: builtins.list[psycopg.AsyncConnection] = []
         self._slots = asyncio.Semaphore(pool_size)
         self._pool_size = pool_size
@@ -118,6 +174,8 @@ class PostgresStorage:
                 # several nodes starting at once must not race on CREATE TABLE
                 await conn.execute("SELECT pg_advisory_xact_lock(%s::int4, 0)", (self._lock_ns,))
                 await conn.execute(self._sql_create)
+                for stmt in self._sql_create_log:
+                    await conn.execute(stmt)
             cur = await conn.execute(
                 "SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
                 "WHERE a.attrelid = to_regclass(%s) AND a.attname = 'key'",
@@ -230,6 +288,9 @@ class PostgresStorage:
                     await conn.execute(self._sql_delete, (op.key,))
                 else:
                     raise ValueError(f"unknown transaction operation {op.kind!r}")
+            changed = [op.key for op in ops if op.kind != "check"]
+            if changed:
+                await self._append_log(conn, changed)
             committing[0] = True
         # leaving conn.transaction() committed; reaching here means the commit was acknowledged
 
@@ -272,6 +333,7 @@ class PostgresStorage:
                     copy.set_types(["text", "bytea"])
                     for key, value in entries:
                         await copy.write_row((key, value))
+                await self._append_log(conn, [ALL_KEYS])
         finally:
             for _ in range(held):
                 self._slots.release()
@@ -280,7 +342,105 @@ class PostgresStorage:
         if self._closed:
             return
         self._closed = True
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listen_task
         await self._discard_idle()
+
+    # --- the change log ---------------------------------------------------------------------------------------
+
+    async def _append_log(self, conn: psycopg.AsyncConnection, keys: builtins.list[str]) -> None:
+        # the log lock orders sequence numbers by commit: held from here to this transaction's commit
+        await conn.execute("SELECT pg_advisory_xact_lock(%s::int4, %s::int4)", (self._lock_ns, _LOG_LOCK))
+        await conn.execute(self._sql_log, (keys,))
+        await conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+        await self._report_position(conn)
+
+    async def _report_position(self, conn: psycopg.AsyncConnection) -> None:
+        now = time.monotonic()
+        seq = self._read_seq
+        last_seq, last_time = self._reported
+        if seq == last_seq or now - last_time < _REPORT_EVERY:
+            return
+        self._reported = (seq, now)
+        await conn.execute(self._sql_report, (self._reader_id, seq))
+        expire, floor_q, trim = self._sql_trim
+        await conn.execute(expire, (_READER_LEASE,))
+        row = await (await conn.execute(floor_q)).fetchone()
+        floor = int(row[0]) if row and row[0] is not None else 0
+        row = await (await conn.execute(self._sql_trimmed)).fetchone()
+        if floor > (int(row[0]) if row else 0):
+            await conn.execute(trim, (floor,))
+            await conn.execute(self._sql_report, ("~trimmed", floor))
+
+    async def changed(self) -> bool:
+        """Whether a ``NOTIFY`` arrived since the last call (always ``True`` while no ``LISTEN`` connection is up)."""
+        if self._listen_task is None or self._listen_task.done():
+            self._listening = False
+            self._listen_task = asyncio.create_task(self._listen())
+        if not self._listening:
+            return True
+        was, self._notified = self._notified, False
+        return was
+
+    async def _listen(self) -> None:
+        try:
+            conn = await self._connect()
+        except Exception:  # noqa: BLE001 - polling the log stands in until the next attempt
+            await asyncio.sleep(1)
+            return
+        try:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            self._notified = True  # anything before LISTEN took effect is unknown: read the log once
+            self._listening = True
+            async for _ in conn.notifies():
+                self._notified = True
+        except psycopg.Error:
+            pass
+        finally:
+            self._listening = False
+            self._notified = True
+            await conn.close()
+
+    async def change_head(self) -> int:
+        async def run(conn: psycopg.AsyncConnection) -> int:
+            row = await (await conn.execute(self._sql_head)).fetchone()
+            trimmed = await (await conn.execute(self._sql_trimmed)).fetchone()
+            return max(int(row[0]) if row else 0, int(trimmed[0]) if trimmed else 0)
+
+        return await self._read(run)
+
+    async def changes_since(self, seq: int) -> tuple[int, builtins.list[str] | None]:
+        """See :meth:`strongroom.storage.sqlite.SQLiteStorage.changes_since`."""
+
+        async def run(conn: psycopg.AsyncConnection) -> tuple[int, builtins.list[str], int]:
+            keys: builtins.list[str] = []
+            position = seq
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                while True:
+                    rows = await (await conn.execute(self._sql_changes, (position, _PAGE))).fetchall()
+                    for row_seq, key in rows:
+                        keys.append(str(key))
+                        position = int(row_seq)
+                    if len(rows) < _PAGE:
+                        break
+                row = await (await conn.execute(self._sql_trimmed)).fetchone()
+            return position, keys, int(row[0]) if row else 0
+
+        position, keys, trimmed = await self._read(run)
+        self._read_seq = max(position, trimmed)
+        if seq < trimmed or ALL_KEYS in keys:
+            return self._read_seq, None
+        return position, keys
+
+    async def report_position(self) -> None:
+        async def run(conn: psycopg.AsyncConnection) -> None:
+            async with conn.transaction():
+                await self._report_position(conn)
+
+        await self._read(run)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -9,6 +9,11 @@ One storage, one writer: the constructor takes an exclusive ``flock`` on ``<db>.
 it until :meth:`SQLiteStorage.close` (the kernel drops it when the process dies, even by ``kill -9``). A second server,
 dev server or tool opening the same file fails at once with :class:`~strongroom.config.ConfigError`, before it can
 read or write anything.
+
+Change log: every write appends ``(seq, key)`` to ``changelog`` in the same transaction, so processes sharing the
+file (a node's workers) learn exactly which keys changed (:meth:`SQLiteStorage.changes_since`), checked cheaply before
+each request with ``PRAGMA data_version``. Each process records how far it has read (``changelog_readers``); entries
+every live reader has passed are trimmed, and a reader that finds the log trimmed past its position drops everything.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -30,6 +36,19 @@ from strongroom.config import ConfigError
 from strongroom.storage.base import CheckAndSetError, TxnOp, seek_children
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
+_CHANGELOG_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS changelog (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL)",
+    # one row per reading process, plus ``~trimmed``: the highest sequence trimmed so far
+    "CREATE TABLE IF NOT EXISTS changelog_readers (reader TEXT PRIMARY KEY, seq INTEGER NOT NULL, seen REAL NOT NULL)",
+)
+# the key a change log entry carries when everything may have changed (a restore)
+ALL_KEYS = ""
+_TRIMMED = "~trimmed"
+# a reader that has not reported its position for this long no longer holds entries back (it will drop everything)
+_READER_LEASE = 60.0
+# how often a reader reports its position (and the log is trimmed) at most
+_REPORT_EVERY = 2.0
+_PAGE = 5000
 
 
 @dataclass
@@ -42,16 +61,22 @@ class _Pending:
 
 
 class SQLiteStorage:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, claim: bool = True) -> None:
+        """``claim=False``: a worker of a node whose supervisor holds the claim (and keeps it while any worker runs)."""
         self.path = path
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, mode=0o700, exist_ok=True)
-        self._claim_fd = _claim(path)
+        self._claim_fd = _claim(path) if claim else -1
         try:
             self._open_connections()
         except BaseException:
-            os.close(self._claim_fd)
+            if self._claim_fd >= 0:
+                os.close(self._claim_fd)
             raise
+        self._reader_id = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self._data_version = -1
+        self._read_seq = 0  # how far this process has read the change log
+        self._reported: tuple[int, float] = (-1, 0.0)
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._thread.start()
@@ -61,6 +86,8 @@ class SQLiteStorage:
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._writer.execute(_SCHEMA)
+        for stmt in _CHANGELOG_SCHEMA:
+            self._writer.execute(stmt)
         self._writer.commit()
         try:
             os.chmod(self.path, 0o600)
@@ -142,6 +169,7 @@ class SQLiteStorage:
                     conn.execute("ROLLBACK TO txn")
                     conn.execute("RELEASE txn")
                     results.append(exc)
+            self._report_position(conn)
             conn.execute("COMMIT")
         except Exception as exc:  # the whole batch failed to commit: every waiter must hear about it
             try:
@@ -167,8 +195,10 @@ class SQLiteStorage:
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (op.key, op.value),
                 )
+                conn.execute("INSERT INTO changelog(key) VALUES(?)", (op.key,))
             elif op.kind == "delete":
                 conn.execute("DELETE FROM entries WHERE key = ?", (op.key,))
+                conn.execute("INSERT INTO changelog(key) VALUES(?)", (op.key,))
 
     # --- the whole store: snapshots, restore, migration (see strongroom/ops/) ----------------------------------
 
@@ -212,6 +242,7 @@ class SQLiteStorage:
         def run(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM entries")
             conn.executemany("INSERT INTO entries(key, value) VALUES(?, ?)", rows)
+            conn.execute("INSERT INTO changelog(key) VALUES(?)", (ALL_KEYS,))
 
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
@@ -226,7 +257,88 @@ class SQLiteStorage:
         await asyncio.to_thread(self._thread.join)
         self._writer.close()
         self._reader.close()
-        os.close(self._claim_fd)  # releases the claim: another process may open the database now
+        if self._claim_fd >= 0:
+            os.close(self._claim_fd)  # releases the claim: another process may open the database now
+
+    # --- the change log ---------------------------------------------------------------------------------------
+
+    async def changed(self) -> bool:
+        """Whether anyone (another process, or this one's writer) committed since the last call: one pragma."""
+        version = self._reader.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return False
+        self._data_version = version
+        return True
+
+    async def change_head(self) -> int:
+        row = self._reader.execute("SELECT MAX(seq) FROM changelog").fetchone()
+        head = int(row[0] or 0)
+        trimmed = self._trimmed_through(self._reader)
+        return max(head, trimmed)
+
+    async def changes_since(self, seq: int) -> tuple[int, builtins.list[str] | None]:
+        """The keys changed after ``seq`` and the new position; ``None`` for the keys when entries this reader had
+        not read were trimmed (or a restore replaced everything): every cache must be dropped."""
+        conn = self._reader
+        keys: builtins.list[str] = []
+        position = seq
+        conn.execute("BEGIN")  # one snapshot: the trim horizon and the entries agree
+        try:
+            while True:
+                rows = conn.execute(
+                    "SELECT seq, key FROM changelog WHERE seq > ? ORDER BY seq LIMIT ?", (position, _PAGE)
+                ).fetchall()
+                for row_seq, key in rows:
+                    keys.append(str(key))
+                    position = int(row_seq)
+                if len(rows) < _PAGE:
+                    break
+            trimmed = self._trimmed_through(conn)
+        finally:
+            conn.execute("COMMIT")
+        self._read_seq = max(position, trimmed)
+        if seq < trimmed or ALL_KEYS in keys:
+            return self._read_seq, None
+        return position, keys
+
+    @staticmethod
+    def _trimmed_through(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT seq FROM changelog_readers WHERE reader = ?", (_TRIMMED,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _report_position(self, conn: sqlite3.Connection) -> None:
+        """In the writer's transaction: record how far this process has read, and trim what every live reader has
+        read (at most every ``_REPORT_EVERY`` seconds)."""
+        now = time.time()
+        seq = self._read_seq
+        last_seq, last_time = self._reported
+        if seq == last_seq or now - last_time < _REPORT_EVERY:
+            return
+        self._reported = (seq, now)
+        conn.execute(
+            "INSERT INTO changelog_readers(reader, seq, seen) VALUES(?, ?, ?) "
+            "ON CONFLICT(reader) DO UPDATE SET seq = excluded.seq, seen = excluded.seen",
+            (self._reader_id, seq, now),
+        )
+        conn.execute("DELETE FROM changelog_readers WHERE reader != ? AND seen < ?", (_TRIMMED, now - _READER_LEASE))
+        row = conn.execute("SELECT MIN(seq) FROM changelog_readers WHERE reader != ?", (_TRIMMED,)).fetchone()
+        floor = int(row[0] or 0)
+        if floor > self._trimmed_through(conn):
+            conn.execute("DELETE FROM changelog WHERE seq <= ?", (floor,))
+            conn.execute(
+                "INSERT INTO changelog_readers(reader, seq, seen) VALUES(?, ?, ?) "
+                "ON CONFLICT(reader) DO UPDATE SET seq = excluded.seq, seen = excluded.seen",
+                (_TRIMMED, floor, now),
+            )
+
+    async def report_position(self) -> None:
+        """Report this reader's position even if it writes nothing (a read-only worker must not hold the log)."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Pending([], loop, fut, run=lambda conn: None))
+        await fut
 
 
 def _claim(path: str) -> int:

@@ -58,7 +58,8 @@ def paths(b: AppRoleBackend) -> list[Path]:
             raise InvalidRequest(INVALID)
         key = ids.key(role["name"], secret_id)
         async with storage.lock(key):
-            entry = await ids.get(key)
+            # from storage, checked again at commit: a use is decided exactly across a node's workers
+            entry = await storage.get_guarded_json(key)
             if entry is None or not crypto.constant_time_eq(entry["secret_id_hmac"], key.rsplit("/", 1)[1]):
                 raise InvalidRequest(INVALID)
             if await storage.get(ids.accessor_key(entry["secret_id_accessor"])) is None:

@@ -69,6 +69,8 @@ class TransitBackend(Backend):
         interval = _check_interval()
         while True:
             await asyncio.sleep(interval)
+            if not getattr(self.ctx.services.get("core"), "background_elected", True):
+                continue  # another worker of this node runs background work (strongroom/scaleout/)
             try:
                 await self.rotate_due()
             except asyncio.CancelledError:
