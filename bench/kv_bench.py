@@ -23,60 +23,18 @@ import os
 import random
 import resource
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, Result, free_port, strongroom_binary  # noqa: E402
 from loadgen import drive  # noqa: E402
-
-ROOT = "bench-root-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _strongroom() -> str:
-    return shutil.which("strongroom") or os.path.join(os.path.dirname(sys.executable), "strongroom")
-
-
-@dataclass
-class Result:
-    name: str
-    latencies: list[float] = field(default_factory=list)
-    ok: int = 0
-    failed: int = 0
-    elapsed: float = 0.0
-
-    def summary(self) -> dict[str, float | int | str]:
-        lat = sorted(self.latencies)
-        total = self.ok + self.failed
-
-        def pct(p: float) -> float:
-            return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else 0.0
-
-        return {
-            "workload": self.name,
-            "requests": total,
-            "requests_per_s": round(total / self.elapsed, 1) if self.elapsed else 0.0,
-            "mean_ms": round(statistics.fmean(lat) * 1000, 3) if lat else 0.0,
-            "p50_ms": round(pct(0.50), 3),
-            "p95_ms": round(pct(0.95), 3),
-            "p99_ms": round(pct(0.99), 3),
-            "success_ratio": round(self.ok / total, 5) if total else 0.0,
-        }
-
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -116,7 +74,7 @@ class Server:
         self.workers = workers
         self.mode = mode
         self.workdir = workdir
-        self.port = _free_port()
+        self.port = free_port()
         self.addr = f"http://127.0.0.1:{self.port}"
         self.token = ROOT
         self.proc: subprocess.Popen[bytes] | None = None
@@ -125,7 +83,7 @@ class Server:
         log = open(self.workdir / "server.log", "wb")  # noqa: SIM115
         if self.mode == "dev":
             argv = [
-                _strongroom(),
+                strongroom_binary(),
                 "server",
                 "--dev",
                 "--dev-listen-address",
@@ -142,7 +100,7 @@ class Server:
                 f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n  tls_disable = true\n}}\n'
                 'log_level = "warn"\n'
             )
-            argv = [_strongroom(), "server", "--config", str(cfg)]
+            argv = [strongroom_binary(), "server", "--config", str(cfg)]
         if self.workers > 1:
             argv += ["--workers", str(self.workers)]
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -322,7 +280,7 @@ def main() -> None:
 
 async def run_ceiling(duration: float, concurrency: int, workers: int) -> dict[str, object]:
     """The fixed-answer Granian RSGI app (``bench/ceiling.py``), driven like kvv2_read."""
-    port = _free_port()
+    port = free_port()
     addr = f"http://127.0.0.1:{port}"
     granian = shutil.which("granian") or os.path.join(os.path.dirname(sys.executable), "granian")
     argv = [granian, "--interface", "rsgi", "--loop", "uvloop", "--host", "127.0.0.1", "--port", str(port),

@@ -3,37 +3,20 @@ through the standby is acknowledged only once the active node stored it."""
 
 from __future__ import annotations
 
-import secrets
-
 import httpx
 import hvac
 import pytest
 
 from tests.conftest import wait_for
+from tests.storage_pg.conftest import fresh_table, ha_config, health
 
 pytestmark = [pytest.mark.postgres]
 
-HA_CONFIG = """
-storage "postgresql" {
-  connection_url = "%(dsn)s"
-  table          = "%(table)s"
-  ha_enabled     = "true"
-}
-listener "tcp" {
-  address     = "127.0.0.1:{port}"
-  tls_disable = true
-}
-api_addr  = "http://127.0.0.1:{port}"
-log_level = "warn"
-"""
 
-
-def health(addr: str) -> int:
-    return httpx.get(f"{addr}/v1/sys/health", timeout=5).status_code
 
 
 def test_a_standby_forwards_writes_and_reads_to_the_active_node(server_factory, pg_dsn: str) -> None:  # noqa: ANN001
-    config = HA_CONFIG % {"dsn": pg_dsn, "table": f"kv_{secrets.token_hex(6)}"}
+    config = ha_config(pg_dsn, fresh_table())
     first = server_factory(config_text=config)
     init = hvac.Client(url=first.addr).sys.initialize(secret_shares=1, secret_threshold=1)
     key, root = init["keys"][0], init["root_token"]

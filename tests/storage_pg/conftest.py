@@ -49,6 +49,23 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _postgres_node("stop", str(directory))
 
 
+def ha_config(dsn: str, table: str, log_level: str = "warn") -> str:
+    """A server configuration for one of several HA nodes on ``table`` (``{port}`` is filled in by the fixture)."""
+    return (
+        f'storage "postgresql" {{\n  connection_url = "{dsn}"\n  table          = "{table}"\n'
+        '  ha_enabled     = "true"\n}\n'
+        'listener "tcp" {\n  address     = "127.0.0.1:{port}"\n  tls_disable = true\n}\n'
+        f'api_addr  = "http://127.0.0.1:{{port}}"\nlog_level = "{log_level}"\n'
+    )
+
+
+def health(addr: str) -> int:
+    """``sys/health``'s status: 200 active, 429 standby."""
+    import httpx
+
+    return httpx.get(f"{addr}/v1/sys/health", timeout=5).status_code
+
+
 def fresh_table() -> str:
     """Each test gets its own table, so tests never see each other's keys."""
     return f"kv_{secrets.token_hex(6)}"

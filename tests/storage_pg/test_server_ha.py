@@ -11,31 +11,15 @@ import hvac
 import pytest
 
 from tests.conftest import wait_for
-from tests.storage_pg.conftest import fresh_table
+from tests.storage_pg.conftest import fresh_table, ha_config, health
 
 pytestmark = [pytest.mark.postgres]
 
-HA_CONFIG = """
-storage "postgresql" {
-  connection_url = "%(dsn)s"
-  table          = "%(table)s"
-  ha_enabled     = "true"
-}
-listener "tcp" {
-  address     = "127.0.0.1:{port}"
-  tls_disable = true
-}
-api_addr  = "http://127.0.0.1:{port}"
-log_level = "warn"
-"""
 
-
-def health(addr: str) -> int:
-    return httpx.get(f"{addr}/v1/sys/health", timeout=5).status_code
 
 
 def test_standby_forwards_requests_and_takes_over_when_the_active_node_dies(server_factory, pg_dsn: str) -> None:
-    config = HA_CONFIG % {"dsn": pg_dsn, "table": fresh_table()}
+    config = ha_config(pg_dsn, fresh_table())
     first = server_factory(config_text=config)
     init = hvac.Client(url=first.addr).sys.initialize(secret_shares=1, secret_threshold=1)
     key, root = init["keys"][0], init["root_token"]

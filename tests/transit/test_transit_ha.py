@@ -10,33 +10,21 @@ import base64
 import json
 import time
 
-import httpx
 import hvac
 import pytest
 
 from tests.conftest import StrongroomServer, wait_for
-from tests.storage_pg.conftest import fresh_table, pg_dsn  # noqa: F401 - pg_dsn is a fixture used by name
+from tests.storage_pg.conftest import (  # noqa: F401 - pg_dsn is a fixture used by name
+    fresh_table,
+    ha_config,
+    health,
+    pg_dsn,
+)
 
 pytestmark = [pytest.mark.postgres]
 
-HA_CONFIG = """
-storage "postgresql" {
-  connection_url = "%(dsn)s"
-  table          = "%(table)s"
-  ha_enabled     = "true"
-}
-listener "tcp" {
-  address     = "127.0.0.1:{port}"
-  tls_disable = true
-}
-api_addr  = "http://127.0.0.1:{port}"
-log_level = "info"
-"""
 FAST_CHECK = {"STRONGROOM_TRANSIT_ROTATE_CHECK": "0.2"}
 
-
-def health(addr: str) -> int:
-    return httpx.get(f"{addr}/v1/sys/health", timeout=5).status_code
 
 
 def rotations(srv: StrongroomServer) -> int:
@@ -53,7 +41,7 @@ def restore_due(client: hvac.Client, backup: str, name: str) -> None:
 
 
 def test_auto_rotation_runs_on_the_active_node_only(server_factory, pg_dsn: str) -> None:  # noqa: F811
-    config = HA_CONFIG % {"dsn": pg_dsn, "table": fresh_table()}
+    config = ha_config(pg_dsn, fresh_table(), "info")
     first = server_factory(config_text=config, env=FAST_CHECK)
     init = hvac.Client(url=first.addr).sys.initialize(secret_shares=1, secret_threshold=1)
     key, root = init["keys"][0], init["root_token"]
