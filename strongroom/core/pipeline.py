@@ -216,7 +216,7 @@ class Pipeline:
                     op, inc.path, inc.data if op in _PARAM_OPS else None, backend_path.sudo, wrap_ttl=wrap_ttl or None
                 )
                 # internal/ui paths answer any valid token and filter by the caller's policies themselves
-                if not decision.allowed and not getattr(backend_path, "any_token", False):
+                if not decision.allowed and not backend_path.any_token:
                     await self._audit_denied(inc, route, token_entry, identity_policies, req)
                     raise PermissionDenied()
 

@@ -32,6 +32,9 @@ class Path:
     # Vault's PathsSpecial: root-protected (needs sudo) and unauthenticated patterns
     sudo: bool = False
     unauthenticated: bool = False
+    # any valid token may call it: authenticated and audited, but no policy grant is asked; the handler decides what
+    # the caller may learn (Vault's sys/internal/ui paths)
+    any_token: bool = False
     # field names whose values are secrets beyond the default HMAC of all strings (documentation only today)
     _regex: re.Pattern[str] = field(init=False, repr=False)
 

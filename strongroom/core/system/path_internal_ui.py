@@ -8,7 +8,6 @@ each mount, and a mount the token may not see at all is indistinguishable from a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from strongroom.core import wrapping
@@ -22,14 +21,6 @@ if TYPE_CHECKING:
 
 # what grants "something under a mount" (Vault's hasMountAccess)
 _GRANTS = frozenset({"create", "delete", "list", "patch", "read", "sudo", "update"})
-
-
-@dataclass
-class AnyTokenPath(Path):
-    """A path any valid token may call: the pipeline authenticates and audits it but asks no policy for a grant.
-    The handler itself decides what the caller may learn (Vault's internal/ui paths)."""
-
-    any_token: bool = True
 
 
 async def caller_acl(core: Core, req: Request) -> ACL | None:
@@ -107,15 +98,17 @@ def paths(core: Core) -> list[Path]:
         return Response(data={**mount_info(entry), "path": entry.path})
 
     return [
-        AnyTokenPath(
+        Path(
             r"internal/ui/mounts/?",
             {Operation.READ: read_all},
             summary="The secrets engines and auth methods the caller's policies grant something under.",
+            any_token=True,
         ),
-        AnyTokenPath(
+        Path(
             r"internal/ui/mounts/(?P<path>.+)",
             {Operation.READ: read_one},
             {"path": Field(FieldType.STRING, "A path served by the mount to describe.", in_path=True)},
             summary="The mount that serves a path (type, options incl. the KV version, accessor, config).",
+            any_token=True,
         ),
     ]
